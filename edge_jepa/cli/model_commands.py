@@ -1,0 +1,61 @@
+"""`edge-jepa info` and `edge-jepa convert`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from edge_jepa.cli.app import app, console, fail
+
+
+def load_or_exit(source: str):
+    """edge_jepa.load with errors turned into a clean CLI message."""
+    import edge_jepa
+
+    try:
+        return edge_jepa.load(source)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(str(e)) from None
+
+
+@app.command()
+def info(
+    source: str = typer.Argument(..., help="'default', an official .pt, a Hugging Face dir or an edge-jepa dir"),
+    frames: int = typer.Option(None, "--frames", "-T", help="clip frames (default: the model's clip)"),
+    size: int = typer.Option(None, "--size", "-S", help="clip height = width in pixels (default: the model's)"),
+) -> None:
+    """Size, parameter counts, token count and GFLOPs of a model on a clip."""
+    model = load_or_exit(source)
+    cfg = model.config
+    frames, size = frames or cfg.clip.frames, size or cfg.clip.size
+    try:
+        grid = model.token_grid(frames, size)
+        flops = model.flops(frames, size)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    e, p = cfg.encoder, cfg.predictor
+    table = Table(title=f"{source}: {cfg.name}", show_header=False)
+    table.add_row("encoder", f"{model.num_params('encoder') / 1e6:.2f} M params  ({e.width} wide, {e.depth} blocks, "
+                  f"{e.heads} heads, patch {e.tubelet_size}x{e.patch_size}x{e.patch_size})")
+    table.add_row("predictor", f"{model.num_params('predictor') / 1e6:.2f} M params  ({p.width} wide, {p.depth} "
+                  f"blocks, {p.heads} heads, {p.num_mask_tokens} mask tokens)")
+    table.add_row("clip", f"{frames} frames x {size}x{size} px  (model clip: {cfg.clip.frames} frames at "
+                  f"{cfg.clip.fps:g} fps, {cfg.clip.context_frames} context)")
+    table.add_row("tokens", f"{grid[0] * grid[1] * grid[2]}  (grid {grid[0]} x {grid[1]} x {grid[2]})")
+    table.add_row("GFLOPs", f"encoder {flops.window_encoder / 1e9:.3f} on the clip; surprise step "
+                  f"{flops.total / 1e9:.3f} (context encoder {flops.context_encoder / 1e9:.3f} + window "
+                  f"encoder {flops.window_encoder / 1e9:.3f} + predictor {flops.predictor / 1e9:.3f})")
+    console.print(table)
+
+
+@app.command()
+def convert(
+    source: str = typer.Argument(..., help="an official .pt, a Hugging Face dir, an edge-jepa dir or 'default'"),
+    out_dir: Path = typer.Argument(..., help="directory to write (model.safetensors + edge_jepa.json)"),
+) -> None:
+    """Convert any supported checkpoint to the edge-jepa format."""
+    model = load_or_exit(source)
+    model.save(out_dir)
+    console.print(f"wrote {out_dir} ({model.config.name}, {model.num_params() / 1e6:.2f} M params)")

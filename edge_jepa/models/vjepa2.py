@@ -1,0 +1,123 @@
+"""VJEPA2: encoder + predictor + the config that rebuilds and uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from edge_jepa.models.config import ModelConfig, get_config
+from edge_jepa.models.encoder import Encoder
+from edge_jepa.models.predictor import Predictor
+
+CONFIG_FILE = "edge_jepa.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    """Forward FLOPs (a multiply-add counts 2) of one surprise step on a clip."""
+
+    context_encoder: int  # encoder on the context frames
+    window_encoder: int  # encoder on the whole window (the target representation)
+    predictor: int  # context tokens -> target tokens
+
+    @property
+    def total(self) -> int:
+        return self.context_encoder + self.window_encoder + self.predictor
+
+
+class VJEPA2(nn.Module):
+    def __init__(self, config: ModelConfig | str):
+        super().__init__()
+        self.config = get_config(config) if isinstance(config, str) else config
+        self.encoder = Encoder(self.config.encoder)
+        self.predictor = Predictor(self.config)
+        self.apply(_init_weights)
+
+    # ----------------------------------------------------------------- clip layout
+    def token_grid(self, frames: int | None = None, size: int | tuple[int, int] | None = None) -> tuple[int, int, int]:
+        c, e = self.config.clip, self.config.encoder
+        h, w = _hw(size if size is not None else c.size)
+        return self.encoder.grid((1, e.in_chans, frames or c.frames, h, w))
+
+    def surprise_indices(self, frames: int | None = None, size: int | tuple[int, int] | None = None,
+                         context_frames: int | None = None) -> tuple[Tensor, Tensor]:
+        """Flat token indices [Nc], [Nt] of the context frames and the target (future) frames of a clip."""
+        gt, gh, gw = self.token_grid(frames, size)
+        ct = self._context_frames(frames, context_frames) // self.config.encoder.tubelet_size
+        if not 0 < ct < gt:
+            raise ValueError(f"context of {ct} tubelets does not fit a clip of {gt} tubelets")
+        n_ctx = ct * gh * gw
+        return torch.arange(n_ctx), torch.arange(n_ctx, gt * gh * gw)
+
+    def _context_frames(self, frames: int | None = None, context_frames: int | None = None) -> int:
+        """Context frames for a clip of `frames`: given, or the model's context share, on whole tubelets."""
+        c, t = self.config.clip, self.config.encoder.tubelet_size
+        if context_frames:
+            return context_frames
+        if not frames or frames == c.frames:
+            return c.context_frames
+        return max(t, min(frames - t, round(frames * c.context_frames / c.frames / t) * t))
+
+    # ----------------------------------------------------------------- bookkeeping
+    def num_params(self, part: str = "all") -> int:
+        """Parameter count of "all", "encoder" or "predictor"."""
+        module = {"all": self, "encoder": self.encoder, "predictor": self.predictor}[part]
+        return sum(p.numel() for p in module.parameters())
+
+    def flops(self, frames: int | None = None, size: int | tuple[int, int] | None = None) -> FlopCount:
+        """Analytic forward FLOPs of the surprise step on a clip (defaults: the model's clip)."""
+        e, p = self.config.encoder, self.config.predictor
+        ctx_idx, tgt_idx = self.surprise_indices(frames, size, self._context_frames(frames))
+        n_ctx, n_all = len(ctx_idx), len(ctx_idx) + len(tgt_idx)
+        patch = e.in_chans * e.tubelet_size * e.patch_size**2
+
+        def vit(n: int, d: int, depth: int, mlp_ratio: float, head_dim: int) -> int:
+            per_block = 2 * n * d * 3 * d + 4 * n * n * d + 2 * n * d * d + 4 * n * d * int(d * mlp_ratio)
+            per_block += 2 * 2 * n * d * head_dim  # RoPE pair rotation (q and k)
+            return depth * per_block
+
+        def encoder(n: int) -> int:
+            return 2 * n * patch * e.width + vit(n, e.width, e.depth, e.mlp_ratio, e.head_dim)
+
+        pred = 2 * n_ctx * e.width * p.width + vit(n_all, p.width, p.depth, p.mlp_ratio, p.head_dim)
+        pred += 2 * (n_all - n_ctx) * p.width * e.width
+        return FlopCount(encoder(n_ctx), encoder(n_all), pred)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike, card: dict | None = None) -> Path:
+        """Write the edge-jepa format: `model.safetensors` + `edge_jepa.json` (config [+ card]), atomically."""
+        from edge_jepa.io import atomic_dir, save_safetensors
+
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            save_safetensors({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
+                             tmp / WEIGHTS_FILE)
+            meta = {"format": "edge-jepa", "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
+            (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+            if card is not None:
+                (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        return path
+
+
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _init_weights(m: nn.Module) -> None:
+    """Truncated-normal init as the release (std 0.02), zero biases, unit LayerNorms."""
+    if isinstance(m, nn.Linear | nn.Conv2d):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, Predictor):
+        nn.init.trunc_normal_(m.mask_tokens, std=0.02)

@@ -1,0 +1,69 @@
+"""The release's evaluation transform: resize the short side to size*256/224, center-crop, normalize."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def check_frames(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Validate uint8 RGB frames (list or [T, H, W, 3]) and return them as one [T, H, W, 3] array."""
+    if isinstance(frames, np.ndarray):
+        arr = frames
+    else:
+        frames = list(frames)
+        if not frames:
+            raise ValueError("no frames given")
+        shapes = {np.shape(f) for f in frames}
+        if len(shapes) > 1:
+            first = np.shape(frames[0])
+            bad = next(i for i, f in enumerate(frames) if np.shape(f) != first)
+            raise ValueError(f"frames differ in shape: frame 0 is {first}, frame {bad} is {np.shape(frames[bad])}")
+        arr = np.stack(frames)
+    if arr.ndim == 3 or (arr.ndim == 4 and arr.shape[-1] == 1):
+        raise ValueError(
+            f"frames of shape {arr.shape} look grey-scale; edge-jepa needs RGB [T, H, W, 3] "
+            "(convert with np.repeat(frames[..., None], 3, -1) or cv2.cvtColor(f, cv2.COLOR_GRAY2RGB))"
+        )
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"frames must be RGB [T, H, W, 3], got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 RGB (0..255), got dtype {arr.dtype}")
+    if arr.shape[0] == 0 or arr.shape[1] < 2 or arr.shape[2] < 2:
+        raise ValueError(f"frames of shape {arr.shape} are empty or too small")
+    return arr
+
+
+def resize_crop(frame: np.ndarray, size: int) -> np.ndarray:
+    """One uint8 [H, W, 3] frame -> [size, size, 3]: short side to int(size * 256 / 224), center crop."""
+    h, w = frame.shape[:2]
+    short = int(size * 256 / 224)
+    scale = short / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    frame = cv2.resize(frame, (nw, nh), interpolation=interp)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return frame[top : top + size, left : left + size]
+
+
+def normalize(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [T, S, S, 3] -> float32 clip [1, 3, T, S, S] with ImageNet mean/std."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 1, 1, 3)
+    std = torch.tensor(IMAGENET_STD).view(1, 1, 1, 3)
+    x = (x - mean) / std
+    return x.permute(3, 0, 1, 2).unsqueeze(0).contiguous()
+
+
+def preprocess(frames: np.ndarray | Sequence[np.ndarray], size: int) -> torch.Tensor:
+    """uint8 RGB frames (list or [T, H, W, 3]) -> normalized clip float32 [1, 3, T, size, size]."""
+    if not isinstance(size, int | np.integer) or size < 16:
+        raise ValueError(f"size must be an int >= 16, got {size!r}")
+    arr = check_frames(frames)
+    return normalize(np.stack([resize_crop(f, int(size)) for f in arr]))
