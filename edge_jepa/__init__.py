@@ -4,6 +4,7 @@ from edge_jepa.checkpoints import CheckpointError, load
 from edge_jepa.models.config import CONFIGS, ModelConfig, get_config
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.preprocess import preprocess
+from edge_jepa.surprise import SurpriseResult, SurpriseScorer, surprise_scores
 
 __version__ = "0.1.0"
 
@@ -19,5 +20,5 @@ def create(config: ModelConfig | str, *, seed: int | None = 0) -> VJEPA2:
         return VJEPA2(config)
 
 
-__all__ = ["CONFIGS", "CheckpointError", "ModelConfig", "VJEPA2", "create", "get_config", "load", "preprocess",
-           "__version__"]
+__all__ = ["CONFIGS", "CheckpointError", "ModelConfig", "SurpriseResult", "SurpriseScorer", "VJEPA2", "create",
+           "get_config", "load", "preprocess", "surprise_scores", "__version__"]

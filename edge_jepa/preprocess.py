@@ -61,9 +61,25 @@ def normalize(frames: np.ndarray) -> torch.Tensor:
     return x.permute(3, 0, 1, 2).unsqueeze(0).contiguous()
 
 
-def preprocess(frames: np.ndarray | Sequence[np.ndarray], size: int) -> torch.Tensor:
-    """uint8 RGB frames (list or [T, H, W, 3]) -> normalized clip float32 [1, 3, T, size, size]."""
+def resize_frame(frame: np.ndarray, size: int, mode: str = "center_crop") -> np.ndarray:
+    """One uint8 [H, W, 3] frame -> [size, size, 3] by `mode` ("center_crop" as the release, or "resize")."""
+    if mode == "center_crop":
+        return resize_crop(frame, size)
+    if mode == "resize":
+        h, w = frame.shape[:2]
+        interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+        return cv2.resize(frame, (size, size), interpolation=interp)
+    raise ValueError(f"unknown preprocess mode {mode!r}; use 'center_crop' or 'resize'")
+
+
+def preprocess(frames: np.ndarray | Sequence[np.ndarray], size: int, mode: str = "center_crop") -> torch.Tensor:
+    """uint8 RGB frames (list or [T, H, W, 3]) -> normalized clip float32 [1, 3, T, size, size].
+
+    mode "center_crop" is the release's eval transform; "resize" squashes the whole frame to size x size.
+    """
     if not isinstance(size, int | np.integer) or size < 16:
         raise ValueError(f"size must be an int >= 16, got {size!r}")
     arr = check_frames(frames)
-    return normalize(np.stack([resize_crop(f, int(size)) for f in arr]))
+    if mode == "resize" and arr.shape[1:3] == (size, size):
+        return normalize(arr)
+    return normalize(np.stack([resize_frame(f, int(size), mode) for f in arr]))

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+PREPROCESS_MODES = ("center_crop", "resize")
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -55,6 +57,9 @@ class ClipConfig:
     size: int = 256
     fps: float = 4.0  # the release samples clips at 4 fps for V-JEPA 2 pretraining
     context_frames: int = 32  # surprise: encode the first `context_frames`, predict the rest
+    # "center_crop": the release's eval transform (short side to size*256/224, center crop);
+    # "resize": the whole frame squashed to size x size (keeps the edges of a camera's view).
+    preprocess: str = "center_crop"
 
     @property
     def target_frames(self) -> int:
@@ -112,6 +117,8 @@ def validate(cfg: ModelConfig) -> None:
         )
     if not 0 < c.context_frames < c.frames:
         raise ValueError(f"{cfg.name}: context_frames must be in (0, {c.frames}), got {c.context_frames}")
+    if c.preprocess not in PREPROCESS_MODES:
+        raise ValueError(f"{cfg.name}: preprocess must be one of {PREPROCESS_MODES}, got {c.preprocess!r}")
     if c.size % e.patch_size:
         raise ValueError(f"{cfg.name}: clip size {c.size} is not a multiple of the patch size {e.patch_size}")
 
@@ -130,8 +137,8 @@ def _student(name: str, width: int, depth: int, heads: int, pred: PredictorConfi
                        clip=clip)
 
 
-# The operating point of small models: 8 frames at 8 fps (1 s), 4 context frames, 128 px.
-STREAM_CLIP = ClipConfig(frames=8, size=128, fps=8.0, context_frames=4)
+# The operating point of small models: 8 frames at 10 fps (0.8 s), 4 context frames, the whole view at 128 px.
+STREAM_CLIP = ClipConfig(frames=8, size=128, fps=10.0, context_frames=4, preprocess="resize")
 
 CONFIGS: dict[str, ModelConfig] = {
     # Released V-JEPA 2 (facebookresearch/vjepa2, "fpc64" checkpoints).
@@ -145,7 +152,7 @@ CONFIGS: dict[str, ModelConfig] = {
     "vit_mini": _student("vit_mini", 192, 6, 3, PredictorConfig(width=128, depth=4, heads=4), STREAM_CLIP),
     "vit_pico": _student(
         "vit_pico", 128, 6, 4, PredictorConfig(width=96, depth=4, heads=3, num_mask_tokens=4),
-        ClipConfig(frames=8, size=96, fps=8.0, context_frames=4),
+        ClipConfig(frames=8, size=96, fps=10.0, context_frames=4, preprocess="resize"),
     ),
 }
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from edge_jepa.models.config import EncoderConfig
 from edge_jepa.models.layers import Block, LayerNorm
-from edge_jepa.models.rope import grid_tables
+from edge_jepa.models.rope import grid_positions, grid_tables, rope_tables
 
 
 class TubeletEmbed(nn.Module):
@@ -79,14 +79,23 @@ class Encoder(nn.Module):
     def rope(self, grid: tuple[int, int, int], device: torch.device | None = None) -> tuple[Tensor, Tensor]:
         return grid_tables(grid, self.cfg.head_dim, device)
 
-    def forward(self, clip: Tensor) -> Tensor:
-        """clip [B, 3, T, H, W] (normalized) -> tokens [B, N, D]."""
-        cos, sin = self.rope(self.grid(clip.shape), clip.device)
-        return self.forward_with_rope(clip, cos, sin)
+    def forward(self, clip: Tensor, keep: Tensor | None = None) -> Tensor:
+        """clip [B, 3, T, H, W] (normalized) -> tokens [B, N, D].
 
-    def forward_with_rope(self, clip: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        keep: flat token indices [K] to encode alone (a masked context, as in training) -> [B, K, D].
+        """
+        grid = self.grid(clip.shape)
+        if keep is None:
+            cos, sin = self.rope(grid, clip.device)
+            return self.forward_with_rope(clip, cos, sin)
+        cos, sin = rope_tables(*grid_positions(keep, grid[1:]), self.cfg.head_dim)
+        return self.forward_with_rope(clip, cos, sin, keep)
+
+    def forward_with_rope(self, clip: Tensor, cos: Tensor, sin: Tensor, keep: Tensor | None = None) -> Tensor:
         """Same as forward with precomputed RoPE tables [N, head_dim] (exporters store them as buffers)."""
         x = self.patch_embed(clip)
+        if keep is not None:
+            x = x[:, keep]
         for blk in self.blocks:
             x = blk(x, cos, sin)
         return self.norm(x)

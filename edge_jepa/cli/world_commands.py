@@ -1,0 +1,169 @@
+"""`edge-jepa demo`, `edge-jepa eval-surprise`, `edge-jepa fit`: the world model at work."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from edge_jepa.cli.app import app, console, fail
+
+
+def _open_runner(model: str):
+    from edge_jepa.runtime import Runner
+
+    try:
+        return Runner.open(model)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise fail(str(e)) from None
+
+
+def _bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console)
+
+
+@app.command()
+def demo(
+    model: str = typer.Option("default", "--model", help="model or bundle (default: the embedded model)"),
+    out: Path = typer.Option(Path("edge-jepa-demo"), "--out", help="output directory"),
+    seconds: float = typer.Option(30.0, help="length of the synthetic scene"),
+    seed: int = typer.Option(7, help="scene seed"),
+) -> None:
+    """Render a synthetic scene with physics violations, score it, write an annotated MP4, a plot and JSON."""
+    from edge_jepa.demo import run_demo
+
+    runner = _open_runner(model)
+    with _bar() as progress:
+        task = progress.add_task("scoring + rendering", total=None)
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        outputs = run_demo(runner, out, seconds=seconds, seed=seed, on_progress=on_progress)
+    r = outputs.report
+    table = Table(title=f"surprise of {r['model']} ({r['backend']}) on a {seconds:g} s synthetic scene")
+    for col in ("time (s)", "violation", "peak surprise after", "detected"):
+        table.add_column(col)
+    for v in r["violations"]:
+        table.add_row(f"{v['time_s']:.1f}", v["violation"], f"{v['peak_score_after']:.3f}",
+                      "[green]yes" if v["detected"] else "[red]no")
+    console.print(table)
+    console.print(f"baseline median {r['baseline_median']:.3f}, threshold {r['threshold']:.3f}; "
+                  f"detected {r['detected']}, false events {r['false_events']}")
+    console.print(f"annotated video: {outputs.video}\nplot: {outputs.plot}\nsummary: {outputs.summary}")
+
+
+@app.command("eval-surprise")
+def eval_surprise(
+    model: str = typer.Argument("default", help="model or bundle to evaluate"),
+    pairs_per_type: int = typer.Option(20, help="held-out matched pairs per violation type"),
+    tolerance: int = typer.Option(None, help="peak within [0, N] frames after the violation (default: target span)"),
+    json_out: Path = typer.Option(None, "--json", help="write the full report here"),
+) -> None:
+    """AUROC, pairwise accuracy and peak timing on held-out synthetic violation-of-expectation pairs."""
+    from edge_jepa.evaluation import evaluate_surprise
+    from edge_jepa.io import atomic_file
+
+    runner = _open_runner(model)
+    with _bar() as progress:
+        task = progress.add_task("scoring pairs", total=None)
+        report = evaluate_surprise(runner, pairs_per_type=pairs_per_type, tolerance=tolerance,
+                                   on_pair=lambda d, t: progress.update(task, completed=d, total=t))
+    console.print(results_table(report))
+    if json_out:
+        with atomic_file(json_out) as tmp:
+            tmp.write_text(json.dumps(report, indent=2))
+        console.print(f"report: {json_out}")
+
+
+def results_table(report: dict) -> Table:
+    table = Table(title=f"violation of expectation: {report['model']} ({report['backend']}), "
+                        f"peak tolerance 0..{report['tolerance_frames']} frames")
+    for col in ("violation", "pairs", "AUROC", "pairwise", "peak in tol.", "median peak offset"):
+        table.add_column(col, justify="right" if col != "violation" else "left")
+    rows = [*report["per_type"].items(), ("overall", report["overall"])]
+    for name, s in rows:
+        style = "bold" if name == "overall" else ("red" if s["auroc"] < 0.9 else "")
+        table.add_row(name, str(s["pairs"]), f"{s['auroc']:.3f}", f"{s['pairwise']:.3f}",
+                      f"{s['peak_within_tolerance']:.2f}", f"{s['median_peak_offset']:+.1f}", style=style)
+    return table
+
+
+@app.command()
+def fit(
+    source: str = typer.Option(..., "--source", help="a video file, a folder of videos, or a camera index"),
+    out: Path = typer.Option(..., "--out", help="model directory to write (training state in OUT.run/)"),
+    model: str = typer.Option("default", "--model", help="model to start from"),
+    minutes: float = typer.Option(10.0, help="training time budget"),
+    steps: int = typer.Option(100_000, help="step cap (the time budget usually ends training first)"),
+    batch_size: int = typer.Option(16, help="clips per step"),
+    lr: float = typer.Option(2e-4, help="learning rate (constant after warm-up)"),
+    synthetic_share: float = typer.Option(0.25, help="share of synthetic clips per batch (keeps the physics prior)"),
+    record_seconds: float = typer.Option(60.0, help="camera source: seconds to record before training"),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted fit"),
+) -> None:
+    """Continue self-supervised training on your own footage so the model learns the scene's normal."""
+    from edge_jepa.cli.train_commands import build_model, run_training
+    from edge_jepa.train.data import MixedSource, SyntheticSource, VideoSource
+    from edge_jepa.train.pretrain import PretrainConfig
+    from edge_jepa.video import VideoError
+
+    net, origin = build_model(model, frames=None, size=None, fps=None, context_frames=None, preprocess=None,
+                              seed=seed)
+    path = Path(source)
+    try:
+        if source.isdigit() and not path.exists():
+            path = _record_camera(int(source), record_seconds, net.config.clip.fps)
+        videos = VideoSource(path, net.config.clip, seed)
+    except VideoError as e:
+        raise fail(str(e)) from None
+    src = MixedSource(SyntheticSource(net.config.clip, seed), videos, synthetic_share) if synthetic_share > 0 \
+        else videos
+    cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, min_lr=lr, warmup=20, seed=seed,
+                         max_minutes=minutes, ema=(0.995, 0.995), checkpoint_every=50,
+                         extra={"model": origin, "source": str(source)})
+    run_dir = out.with_name(out.name + ".run")
+    trained = run_training(net, src, run_dir, cfg, resume=resume, data_desc=src.describe(), base_card={})
+    from edge_jepa.checkpoints import load
+
+    final = load(trained)
+    card = json.loads((trained / "card.json").read_text())
+    final.save(out, card=card)
+    console.print(f"fitted model: {out}")
+
+
+def _record_camera(index: int, seconds: float, fps: float) -> Path:
+    """Record `seconds` from a camera to a temporary MP4 (frames at the model's fps)."""
+    import time
+
+    import cv2
+    import numpy as np
+
+    from edge_jepa.data.synthetic import write_mp4
+    from edge_jepa.video import VideoError
+
+    cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        raise VideoError(f"camera {index}: cannot open (is it connected and free?)")
+    frames, t0, next_t = [], time.monotonic(), 0.0
+    try:
+        with _bar() as progress:
+            task = progress.add_task(f"recording camera {index}", total=int(seconds * fps))
+            while time.monotonic() - t0 < seconds:
+                ok, frame = cap.read()
+                if not ok:
+                    raise VideoError(f"camera {index}: stopped delivering frames")
+                if time.monotonic() - t0 >= next_t:
+                    frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                    next_t += 1.0 / fps
+                    progress.update(task, completed=len(frames))
+    finally:
+        cap.release()
+    path = Path(tempfile.mkdtemp(prefix="edge-jepa-camera-")) / f"camera{index}.mp4"
+    return write_mp4(np.stack(frames), path, fps)

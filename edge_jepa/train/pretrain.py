@@ -1,0 +1,270 @@
+"""Self-supervised V-JEPA training (`edge-jepa pretrain`, `edge-jepa fit`).
+
+    clip --(context tokens only)--> context encoder --> predictor(mask tokens at targets) --\
+    clip --(all tokens)---------> EMA target encoder --> LayerNorm --> targets[target_idx] --L1--> loss
+
+Masks alternate between "future" masks (predict the last time steps from the first ones: the surprise
+layout the stream loop scores with) and multi-block tube masks. The target encoder is an exponential moving
+average of the context encoder (no gradient). The saved model is the EMA encoder + the predictor.
+
+Everything needed to continue is in one checkpoint (model, EMA, optimizer, step, RNG, loss history),
+written atomically every `checkpoint_every` steps and on Ctrl-C; `resume=True` continues it exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edge_jepa.io import atomic_file
+from edge_jepa.models.config import ModelConfig
+from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.preprocess import IMAGENET_MEAN, IMAGENET_STD, resize_frame
+from edge_jepa.train.masks import future_mask, multiblock_mask
+
+CHECKPOINT = "checkpoint.pt"
+LOSS_LOG = "loss.jsonl"
+
+
+@dataclass
+class PretrainConfig:
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: int = 200
+    weight_decay: float = 0.04
+    ema: tuple[float, float] = (0.99, 0.9995)  # EMA momentum, ramped linearly over training
+    future_prob: float = 0.6  # share of steps that use a future mask
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+    max_minutes: float | None = None  # stop (and save) when the time budget is spent
+    threads: int | None = None
+    extra: dict = field(default_factory=dict)  # free-form, recorded in the card (data description, ...)
+
+
+@dataclass
+class PretrainResult:
+    model: VJEPA2
+    steps_done: int
+    losses: list[float]
+    seconds: float
+    stopped_early: bool
+
+
+def clip_tensor(batch: np.ndarray, size: int, mode: str) -> torch.Tensor:
+    """uint8 [B, T, H, W, 3] -> normalized float [B, 3, T, size, size] (the model's preprocessing)."""
+    if batch.shape[2:4] != (size, size) or mode != "resize":
+        batch = np.stack([[resize_frame(f, size, mode) for f in clip] for clip in batch])
+    x = torch.from_numpy(np.ascontiguousarray(batch)).float().div_(255.0)
+    x = (x - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    return x.permute(0, 4, 1, 2, 3).contiguous()
+
+
+def _lr_at(step: int, cfg: PretrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _ema_at(step: int, cfg: PretrainConfig) -> float:
+    a, b = cfg.ema
+    return a + (b - a) * min(1.0, step / max(1, cfg.steps))
+
+
+def jepa_loss(model: VJEPA2, target_encoder: torch.nn.Module, clip: torch.Tensor, ctx: torch.Tensor,
+              tgt: torch.Tensor, mask_index: int) -> torch.Tensor:
+    """L1 between predicted and (LayerNorm-ed, EMA) target representations at the target tokens."""
+    B = clip.shape[0]
+    with torch.no_grad():
+        targets = target_encoder(clip)
+        targets = F.layer_norm(targets, targets.shape[-1:])[:, tgt]  # [B, Nt, D]
+    context = model.encoder(clip, keep=ctx)  # [B, Nc, D]: the context tokens alone
+    grid = model.encoder.grid(clip.shape)
+    pred = model.predictor(context, ctx.expand(B, -1), tgt.expand(B, -1), grid=grid[1:], mask_index=mask_index)
+    return (pred - targets).abs().mean()
+
+
+class Trainer:
+    """One V-JEPA training run in `out_dir` (resumable)."""
+
+    def __init__(self, model: VJEPA2, source, out_dir: str | os.PathLike, cfg: PretrainConfig,
+                 base_card: dict | None = None):
+        self.model, self.source, self.cfg = model.train(), source, cfg
+        self.out = Path(out_dir)
+        self.target = copy.deepcopy(model.encoder).eval().requires_grad_(False)
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "mask_tokens" not in n]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "mask_tokens" in n]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+        self.step = 0
+        self.losses: list[float] = []
+        self.seconds = 0.0
+        self.base_card = base_card or {}
+
+    # ------------------------------------------------------------------ checkpointing
+    def save_checkpoint(self) -> Path:
+        state = {
+            "model": self.model.state_dict(),
+            "target_encoder": self.target.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "losses": torch.tensor(self.losses, dtype=torch.float64),
+            "seconds": self.seconds,
+            "config": json.dumps(self.model.config.to_dict()),
+            "torch_rng": torch.get_rng_state(),
+        }
+        path = self.out / CHECKPOINT
+        with atomic_file(path) as tmp:
+            torch.save(state, tmp)
+        return path
+
+    def load_checkpoint(self) -> bool:
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved = ModelConfig.from_dict(json.loads(state["config"]))
+        if saved != self.model.config:
+            raise ValueError(f"{path}: checkpoint is for {saved.name}, this run builds {self.model.config.name}; "
+                             "use another --out or drop --resume")
+        self.model.load_state_dict(state["model"])
+        self.target.load_state_dict(state["target_encoder"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.losses = state["losses"].tolist()
+        self.seconds = float(state["seconds"])
+        torch.set_rng_state(state["torch_rng"])
+        self._truncate_log()
+        return True
+
+    def _truncate_log(self) -> None:
+        """Drop log lines past the checkpoint (steps a killed run did after it): the curve continues cleanly."""
+        log = self.out / LOSS_LOG
+        if not log.exists():
+            return
+        kept = []
+        for line in log.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    kept.append(line)
+            except (json.JSONDecodeError, KeyError):
+                continue  # a line cut by the kill
+        with atomic_file(log) as tmp:
+            tmp.write_text("".join(k + "\n" for k in kept))
+
+    # ------------------------------------------------------------------ training
+    def _mask(self, grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        rng = np.random.default_rng([self.cfg.seed, self.step, 7])
+        if rng.random() < self.cfg.future_prob:
+            ct = self.model.config.clip.context_frames // self.model.config.encoder.tubelet_size
+            return (*future_mask(grid, ct), 1)
+        return (*multiblock_mask(grid, rng), 0)
+
+    def train_step(self) -> float:
+        cfg, clip_cfg = self.cfg, self.model.config.clip
+        batch = self.source.batch(self.step, cfg.batch_size)
+        clip = clip_tensor(batch, clip_cfg.size, clip_cfg.preprocess)
+        ctx, tgt, mask_index = self._mask(self.model.encoder.grid(clip.shape))
+        lr = _lr_at(self.step, cfg)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        loss = jepa_loss(self.model, self.target, clip, ctx, tgt, mask_index)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower --lr or check the data")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        m = _ema_at(self.step, cfg)
+        with torch.no_grad():
+            for pt, ps in zip(self.target.parameters(), self.model.encoder.parameters(), strict=True):
+                pt.mul_(m).add_(ps.detach(), alpha=1 - m)
+        self.step += 1
+        return loss.item()
+
+    def final_model(self) -> VJEPA2:
+        """The deliverable: EMA encoder + predictor, in eval mode."""
+        out = copy.deepcopy(self.model)
+        out.encoder.load_state_dict(self.target.state_dict())
+        return out.eval()
+
+    def run(self, on_step: Callable[[int, float], None] | None = None) -> PretrainResult:
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.out.mkdir(parents=True, exist_ok=True)
+        interrupted = {"flag": False}
+
+        def _on_sigterm(signum, frame):  # save like Ctrl-C
+            interrupted["flag"] = True
+
+        old = signal.signal(signal.SIGTERM, _on_sigterm) if _is_main_thread() else None
+        t_start = time.monotonic() - self.seconds
+        stopped_early = False
+        log = open(self.out / LOSS_LOG, "a")  # noqa: SIM115 - closed in finally
+        try:
+            while self.step < cfg.steps:
+                loss = self.train_step()
+                self.losses.append(loss)
+                self.seconds = time.monotonic() - t_start
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    recent = float(np.mean(self.losses[-cfg.log_every:]))
+                    log.write(json.dumps({"step": self.step, "loss": recent, "lr": _lr_at(self.step - 1, cfg),
+                                          "seconds": round(self.seconds, 1)}) + "\n")
+                    log.flush()
+                if on_step:
+                    on_step(self.step, loss)
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if interrupted["flag"]:
+                    raise KeyboardInterrupt
+                if cfg.max_minutes is not None and self.seconds > cfg.max_minutes * 60:
+                    stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            raise
+        finally:
+            log.close()
+            if old is not None:
+                signal.signal(signal.SIGTERM, old)
+        self.save_checkpoint()
+        return PretrainResult(self.final_model(), self.step, self.losses, self.seconds, stopped_early)
+
+    def card(self, result: PretrainResult, command: str, data: str) -> dict:
+        return {
+            **self.base_card,
+            "training": {
+                "command": command,
+                "data": data,
+                "config": {k: v for k, v in asdict(self.cfg).items() if k != "extra"} | self.cfg.extra,
+                "steps": result.steps_done,
+                "minutes": round(result.seconds / 60, 1),
+                "final_loss": float(np.mean(result.losses[-50:])) if result.losses else None,
+                "torch": torch.__version__,
+            },
+        }
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

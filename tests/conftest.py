@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny models that run in milliseconds, the shared real videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import edge_jepa
+from edge_jepa.models.config import ClipConfig, EncoderConfig, ModelConfig, PredictorConfig
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+
+TINY = ModelConfig(
+    name="test-tiny",
+    encoder=EncoderConfig(width=32, depth=1, heads=2),
+    predictor=PredictorConfig(width=32, depth=1, heads=2, num_mask_tokens=2),
+    clip=ClipConfig(frames=4, size=32, fps=10.0, context_frames=2, preprocess="resize"),
+)
+
+
+@pytest.fixture
+def tiny_model():
+    return edge_jepa.create(TINY, seed=0).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    edge_jepa.create(TINY, seed=0).save(path)
+    return path
+
+
+def shared_video(name: str) -> Path:
+    path = SHARED_VIDEOS / name
+    if not path.exists():
+        pytest.skip(f"shared video {path} is absent (the ../shared folder beside the checkout holds the real clips)")
+    return path

@@ -1,0 +1,114 @@
+"""Self-supervised training: masks, a real run through the CLI, kill -9 + resume, fit on a video, bad data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import edge_jepa
+from edge_jepa.cli import app
+from edge_jepa.data import WorldConfig, render_long_video, write_mp4
+from edge_jepa.train.masks import future_mask, multiblock_mask
+
+runner = CliRunner()
+
+
+def test_masks_partition_the_grid():
+    grid = (4, 6, 6)
+    ctx, tgt = future_mask(grid, 2)
+    assert ctx.tolist() == list(range(72)) and tgt.tolist() == list(range(72, 144))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        ctx, tgt = multiblock_mask(grid, rng)
+        both = torch.cat([ctx, tgt]).sort().values
+        assert torch.equal(both, torch.arange(144)) and len(tgt) > 0 and len(ctx) >= 0.25 * 144
+        # targets are tubes: the same spatial cells at every time step
+        cells = {int(i) % 36 for i in tgt}
+        assert len(tgt) == 4 * len(cells)
+
+
+def _pretrain_cmd(model_dir, out, steps, extra=()):
+    return [sys.executable, "-m", "edge_jepa.cli.main", "pretrain", "--model", str(model_dir), "--out", str(out),
+            "--steps", str(steps), "--batch-size", "4", "--checkpoint-every", "5", "--threads", "1", *extra]
+
+
+def _losses(out):
+    return [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
+
+
+def test_pretrain_kill_and_resume_matches_uninterrupted(tiny_model_dir, tmp_path):
+    straight = tmp_path / "straight"
+    subprocess.run(_pretrain_cmd(tiny_model_dir, straight, 30), check=True, capture_output=True, timeout=240)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_pretrain_cmd(tiny_model_dir, killed, 30), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait for a checkpoint past step 10, then kill -9 mid-run
+        if (killed / "loss.jsonl").exists() and any(r["step"] >= 15 for r in _losses(killed)):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model").exists(), "the run finished before it could be killed"
+    subprocess.run(_pretrain_cmd(tiny_model_dir, killed, 30, ["--resume"]), check=True, capture_output=True,
+                   timeout=240)
+
+    a, b = edge_jepa.load(straight / "model"), edge_jepa.load(killed / "model")
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(x, y, atol=1e-6), k
+    steps = [r["step"] for r in _losses(killed)]
+    assert steps == sorted(set(steps)) and steps[-1] == 30  # the curve continues, no repeated steps
+    assert np.allclose([r["loss"] for r in _losses(killed)], [r["loss"] for r in _losses(straight)], atol=1e-6)
+    card = json.loads((killed / "model" / "card.json").read_text())
+    assert card["training"]["steps"] == 30 and "pretrain" in card["training"]["command"]
+
+
+def test_pretrain_refuses_to_overwrite_and_names_bad_data(tiny_model_dir, tmp_path):
+    res = runner.invoke(app, ["pretrain", "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--steps",
+                              "2", "--batch-size", "2", "--data", str(tmp_path)])
+    assert res.exit_code == 2 and "no video files" in res.output
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    res = runner.invoke(app, ["pretrain", "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--steps",
+                              "2", "--batch-size", "2", "--data", str(tmp_path / "broken.mp4")])
+    assert res.exit_code == 2 and "broken.mp4" in res.output
+
+
+def test_fit_on_a_video_written_by_the_test(tiny_model_dir, tmp_path):
+    scene = render_long_video(5, 8.0, WorldConfig(size=64, fps=10.0))
+    video = write_mp4(scene.frames, tmp_path / "scene.mp4", 10.0)
+    out = tmp_path / "fitted"
+    res = runner.invoke(app, ["fit", "--source", str(video), "--out", str(out), "--model", str(tiny_model_dir),
+                              "--steps", "6", "--batch-size", "4", "--minutes", "2"])
+    assert res.exit_code == 0, res.output
+    fitted, base = edge_jepa.load(out), edge_jepa.load(tiny_model_dir)
+    assert fitted.config == base.config
+    changed = [not torch.equal(a, b) for a, b in zip(fitted.state_dict().values(), base.state_dict().values(),
+                                                     strict=True)]
+    assert any(changed)
+    scores = edge_jepa.surprise_scores(fitted, scene.frames)
+    assert np.isfinite(scores[3:]).all()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_sigterm_saves_a_checkpoint(tiny_model_dir, tmp_path):
+    out = tmp_path / "term"
+    proc = subprocess.Popen(_pretrain_cmd(tiny_model_dir, out, 100000), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "loss.jsonl").exists() and _losses(out)):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] >= 10
