@@ -64,9 +64,12 @@ class PairScores:
     violating: np.ndarray
 
 
-def world_for(runner: Runner, num_frames: int = 16) -> WorldConfig:
+def world_for(runner: Runner) -> WorldConfig:
+    """Held-out scenes at the model's size and fps, long enough that a violation comes after a full window
+    of normal frames (so the model has a plausible context) and is followed by the same again."""
     clip = runner.config.clip
-    return WorldConfig(size=max(32, clip.size), num_frames=max(num_frames, clip.frames + 4), fps=clip.fps)
+    return WorldConfig(size=max(32, clip.size), num_frames=clip.frames * 2 + 4, fps=clip.fps,
+                       violation_margin=clip.frames)
 
 
 def score_pairs(model: VJEPA2 | Runner | str, *, pairs_per_type: int = 20, seed_base: int = EVAL_SEED_BASE,

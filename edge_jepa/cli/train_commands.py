@@ -98,6 +98,7 @@ def pretrain(
     preprocess: str = typer.Option(None, help="'resize' (whole view) or 'center_crop' (the release)"),
     checkpoint_every: int = typer.Option(100, help="steps between checkpoints"),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's choice)"),
+    future_prob: float = typer.Option(0.75, help="share of steps with a future mask (the rest: multi-block)"),
 ) -> None:
     """Self-supervised V-JEPA training on the synthetic world and/or your videos."""
     from edge_jepa.train.data import make_source
@@ -112,5 +113,6 @@ def pretrain(
         raise fail(str(e)) from None
     cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, max_minutes=minutes,
                          checkpoint_every=checkpoint_every, warmup=min(200, max(1, steps // 10)), threads=threads,
+                         future_prob=future_prob,
                          extra={"model": origin})
     run_training(net, source, out, cfg, resume=resume, data_desc=source.describe(), base_card={})

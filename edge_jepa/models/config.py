@@ -152,7 +152,7 @@ CONFIGS: dict[str, ModelConfig] = {
     "vit_mini": _student("vit_mini", 192, 6, 3, PredictorConfig(width=128, depth=4, heads=4), STREAM_CLIP),
     "vit_pico": _student(
         "vit_pico", 128, 6, 4, PredictorConfig(width=96, depth=4, heads=3, num_mask_tokens=4),
-        ClipConfig(frames=8, size=96, fps=10.0, context_frames=4, preprocess="resize"),
+        ClipConfig(frames=8, size=64, fps=10.0, context_frames=6, preprocess="resize"),
     ),
 }
 

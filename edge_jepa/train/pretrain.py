@@ -47,7 +47,7 @@ class PretrainConfig:
     warmup: int = 200
     weight_decay: float = 0.04
     ema: tuple[float, float] = (0.99, 0.9995)  # EMA momentum, ramped linearly over training
-    future_prob: float = 0.6  # share of steps that use a future mask
+    future_prob: float = 0.75  # share of steps that use a future mask
     grad_clip: float = 1.0
     seed: int = 0
     checkpoint_every: int = 100

@@ -1,0 +1,48 @@
+"""`edge-jepa demo` writes a real annotated MP4, a PNG plot and a JSON summary."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from edge_jepa.cli import app
+from edge_jepa.demo import run_demo
+
+runner = CliRunner()
+
+
+def _count_frames(path) -> tuple[int, tuple[int, int]]:
+    cap = cv2.VideoCapture(str(path))
+    n, shape = 0, None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n, shape = n + 1, frame.shape[:2]
+    cap.release()
+    return n, shape
+
+
+def test_demo_outputs_with_a_tiny_model(tiny_model, tmp_path):
+    out = run_demo(tiny_model, tmp_path / "demo", seconds=4.0, violations=((2.0, "teleport"),), render_size=64)
+    n, (h, w) = _count_frames(out.video)
+    assert n == 40 and w == 320 and h > 320  # frames upscaled to 320 px plus the score strip
+    png = cv2.imread(str(out.plot))
+    assert png is not None and png.shape[1] > 600
+    report = json.loads(out.summary.read_text())
+    assert report["frames"] == 40 and report["violations"][0]["violation"] == "teleport"
+    assert report["violations"][0]["time_s"] == pytest.approx(2.0, abs=0.2)
+
+
+@pytest.mark.slow
+def test_demo_command_on_the_default_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["demo"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "edge-jepa-demo" / "summary.json").read_text())
+    assert report["model"] == "vit_pico" and len(report["violations"]) == 5
+    n, _ = _count_frames(tmp_path / "edge-jepa-demo" / "demo.mp4")
+    assert n == report["frames"] == 300
