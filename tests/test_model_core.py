@@ -59,15 +59,15 @@ def test_plain_and_fused_op_sets_agree():
 
 def test_flops_match_torch_flop_counter():
     pico = set_op_set(edge_jepa.create("vit_pico").eval(), plain_attention=True, decomposed_layernorm=False)
-    f = pico.flops()  # (plain attention: the counter does not see into CPU fused SDPA)
+    f = pico.flops(frames=8, size=96)  # (plain attention: the counter does not see into CPU fused SDPA)
     clip = torch.randn(1, 3, 8, 96, 96)
-    ctx, tgt = pico.surprise_indices()
+    ctx, tgt = pico.surprise_indices(frames=8, size=96)
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         pico.encoder(clip)
     measured = fc.get_total_flops()
     assert abs(measured - f.window_encoder) / f.window_encoder < 0.02
     with FlopCounterMode(display=False) as fc, torch.no_grad():
-        pico.predictor(torch.randn(1, len(ctx), 128), ctx[None], tgt[None])
+        pico.predictor(torch.randn(1, len(ctx), 128), ctx[None], tgt[None], grid=(6, 6))
     assert abs(fc.get_total_flops() - f.predictor) / f.predictor < 0.05
 
 
