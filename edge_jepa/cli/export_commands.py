@@ -1,0 +1,149 @@
+"""`edge-jepa export` (verified ExecuTorch / CoreML / ONNX bundles) and `edge-jepa quantize-report`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from edge_jepa.cli.app import app, console, fail
+
+
+@contextlib.contextmanager
+def _quiet_toolkits() -> Iterator[None]:
+    """Silence the exporters' own logging, warnings and progress bars (our progress line replaces them)."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("ET_COREML_LOG_LEVEL", "ERROR")  # the CoreML partitioner logs at INFO by default
+    levels = {name: logging.getLogger(name).level for name in ("executorch", "coremltools", "torch", "torchao")}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _formats_help() -> str:
+    from export.formats import FORMATS
+
+    return "; ".join(f"{f.name} ({', '.join(f.precisions)})" for f in FORMATS.values())
+
+
+@app.command("export")
+def export_command(
+    source: str = typer.Argument(..., help="'default', an official .pt, a Hugging Face dir or an edge-jepa dir"),
+    format: str = typer.Option(..., "--format", "-f", help="executorch | executorch-coreml | onnx | coreml"),
+    quant: str = typer.Option("fp32", "--quant", "-q", help="fp32 | fp16 | int8 | int4 (what the format supports)"),
+    out: Path = typer.Option(..., "--out", "-o", help="bundle directory to write (replaced atomically)"),
+    frames: int = typer.Option(None, "--frames", "-T", help="clip frames (default: the model's)"),
+    size: int = typer.Option(None, "--size", "-S", help="clip height = width in pixels (default: the model's)"),
+    context_frames: int = typer.Option(None, "--context-frames", help="context frames (default: model's share)"),
+    int8_activations: str = typer.Option("dynamic", help="ExecuTorch int8: dynamic (per token) or static "
+                                         "(per tensor, calibrated on real clips)"),
+    calibration_clips: int = typer.Option(8, help="real clips for static int8 calibration"),
+    verify_clips: int = typer.Option(3, help="real clips for the verification against eager"),
+) -> None:
+    """Export a verified bundle: artifacts + manifest.json (formats: see --format)."""
+    from export import ExportError, export_bundle
+    from export.formats import get_format
+
+    try:
+        fmt = get_format(format)
+        fmt.check_precision(quant)
+    except ValueError as e:
+        raise fail(f"{e} (formats: {_formats_help()})") from None
+    with console.status(f"[bold]exporting {source} to {fmt.name} {quant}") as status, _quiet_toolkits():
+        try:
+            path = export_bundle(source, fmt.name, quant, frames=frames, size=size, out=out,
+                                 context_frames=context_frames, calibration_clips=calibration_clips,
+                                 verify_clips=verify_clips, int8_activations=int8_activations,
+                                 progress=lambda message: status.update(f"[bold]{fmt.name} {quant}:[/] {message}"))
+        except (ExportError, FileNotFoundError, ValueError) as e:
+            raise fail(str(e)) from None
+    manifest = json.loads((path / "manifest.json").read_text())
+    console.print(bundle_table(path, manifest))
+
+
+def bundle_table(path: Path, manifest: dict) -> Table:
+    """Files, clip, fidelity and delegation of a bundle, for the terminal."""
+    clip = manifest["clip"]
+    table = Table(title=f"{path}: {manifest['model']['name']} -> {manifest['format']} {manifest['precision']}",
+                  show_header=False)
+    for name, entry in manifest["files"].items():
+        if "/" not in name or name.endswith(("weight.bin", "model.mlmodel")):
+            table.add_row(name, f"{entry['bytes'] / 1e6:.2f} MB  sha256 {entry['sha256'][:12]}")
+    table.add_row("total", f"{manifest['total_bytes'] / 1e6:.2f} MB")
+    table.add_row("clip", f"{clip['frames']} frames x {clip['size']} px at {clip['fps']:g} fps, "
+                          f"{clip['context_frames']} context")
+    fid = manifest["fidelity"]
+    if fid.get("verified"):
+        cos = ", ".join(f"{m} {fid[m]['cosine']:.5f}" for m in ("encode_context", "encode_window", "predict"))
+        table.add_row("fidelity", f"[green]verified[/] on {fid['runtime']}: cosine vs eager {cos} "
+                                  f"(>= {fid['threshold']}); surprise rel. error {fid['surprise_score_rel_error']:.2e}")
+    else:
+        table.add_row("fidelity", f"[yellow]not verified here[/]: {fid['reason']}")
+    delegation = manifest.get("export", {}).get("delegation")
+    if delegation:
+        left = {m: d["non_delegated_ops"] for m, d in delegation.items() if d["non_delegated_ops"]}
+        table.add_row("delegation", "[green]every op delegated" if not left else f"[yellow]on portable kernels: {left}")
+    return table
+
+
+@app.command("quantize-report")
+def quantize_report(
+    source: str = typer.Argument("default", help="model to quantize (anything edge_jepa.load takes)"),
+    schemes: str = typer.Option("int8-dynamic,int8-weight,int4-weight,fp16", help="comma-separated eager schemes"),
+    bundle: list[Path] = typer.Option(None, "--bundle", help="also measure these export bundles (repeatable)"),
+    clips: int = typer.Option(4, help="real clips for the token cosines"),
+    pairs_per_type: int = typer.Option(3, help="matched pairs per violation type for the AUROC (0: skip)"),
+    video_seconds: float = typer.Option(12.0, help="length of the synthetic video for the surprise rank correlation"),
+    json_out: Path = typer.Option(None, "--json", help="write the rows here"),
+) -> None:
+    """Fidelity of each quantization scheme vs fp32: token cosine, surprise rank correlation, AUROC, size."""
+    from edge_jepa.checkpoints import load
+    from edge_jepa.io import atomic_file
+    from edge_jepa.quantize import SCHEMES, fidelity_report
+    from edge_jepa.runtime import Runner
+
+    chosen = [s.strip() for s in schemes.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SCHEMES]
+    if unknown:
+        raise fail(f"unknown schemes {unknown}; choose from {', '.join(SCHEMES)}")
+    try:
+        model = load(source)
+        runners = {str(p): Runner.open(p) for p in bundle or []}
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise fail(str(e)) from None
+    for label, runner in runners.items():
+        if runner.config.clip != model.config.clip:
+            raise fail(f"bundle {label} was exported for clip {runner.config.clip}, the model uses "
+                       f"{model.config.clip}; compare bundles of the model's clip")
+    with console.status("[bold]measuring") as status, _quiet_toolkits():
+        rows = fidelity_report(model, chosen, runners=runners, clips=clips, pairs_per_type=pairs_per_type,
+                               video_seconds=video_seconds, on_step=lambda message: status.update(f"[bold]{message}"))
+    table = Table(title=f"quantization fidelity of {model.config.name} vs fp32 (cosines: context / window / "
+                        "predicted tokens, worst token)")
+    for col in ("variant", "MB", "cosines", "worst", "rho", "AUROC", "ms"):
+        table.add_column(col, justify="left" if col in ("variant", "cosines") else "right", overflow="fold")
+    for r in rows:
+        table.add_row(r.scheme, "-" if r.size_bytes is None else f"{r.size_bytes / 1e6:.2f}",
+                      f"{r.context_cosine:.5f} / {r.window_cosine:.5f} / {r.predicted_cosine:.5f}",
+                      f"{r.min_token_cosine:.4f}", f"{r.surprise_spearman:.4f}",
+                      "-" if math.isnan(r.surprise_auroc) else f"{r.surprise_auroc:.3f}", f"{r.latency_ms:.1f}")
+    console.print("rho: Spearman rank correlation of per-frame surprise with fp32 on a long synthetic video; "
+                  "AUROC: violation-of-expectation on held-out matched pairs; ms: surprise step, batch 1")
+    console.print(table)
+    if json_out:
+        with atomic_file(json_out) as tmp:
+            tmp.write_text(json.dumps([r.to_dict() for r in rows], indent=2))

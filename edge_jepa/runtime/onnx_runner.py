@@ -1,0 +1,38 @@
+"""ONNX Runtime runner: the bundle's encode_context.onnx, encode_window.onnx and predict.onnx."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from edge_jepa.runtime.bundle import BundleRunner
+
+
+class OnnxRunner(BundleRunner):
+    """One InferenceSession per graph. `providers` picks execution providers (default: CPU), e.g.
+    ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"] on a Jetson."""
+
+    def __init__(self, path: Any, manifest: dict[str, Any], *, providers: Sequence[str | tuple] | None = None,
+                 threads: int | None = None):
+        self._providers = list(providers) if providers else ["CPUExecutionProvider"]
+        self._threads = threads
+        super().__init__(path, manifest)
+
+    def _load(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if self._threads:
+            options.intra_op_num_threads = self._threads
+        self._sessions = {
+            name: ort.InferenceSession(str(self.path / spec["file"]), sess_options=options, providers=self._providers)
+            for name, spec in self.methods.items()
+        }
+
+    def _call(self, method: str, x: Tensor) -> Tensor:
+        spec = self.methods[method]
+        feed = {spec["inputs"][0]["name"]: x.numpy()}
+        return torch.from_numpy(self._sessions[method].run([spec["outputs"][0]["name"]], feed)[0])
