@@ -14,11 +14,16 @@ from edge_jepa.data.synthetic import WorldConfig, render_long_video
 from edge_jepa.io import atomic_file
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import Runner
+from edge_jepa.stream.events import EventDetector, detect_events
 from edge_jepa.surprise import SurpriseScorer, surprise_trace
 from edge_jepa.viz import VideoWriter, annotate, plot_timeline
 
 DEFAULT_VIOLATIONS = ((5.0, "teleport"), (10.0, "vanish"), (15.0, "color_change"), (20.0, "reverse"),
                       (25.0, "appear"))
+# Events come from the live detector (edge_jepa.stream.EventDetector), run over the scene's scores as a camera
+# would produce them: it calibrates on the first seconds. 4 s of scores (from 0.7 s, the first full window)
+# end before the first violation at 5 s.
+DEMO_WARMUP_S = 4.0
 
 
 @dataclass
@@ -27,31 +32,6 @@ class DemoOutputs:
     plot: Path
     summary: Path
     report: dict
-
-
-def robust_threshold(scores: np.ndarray, k: float = 5.0) -> float:
-    """median + k * 1.4826 * MAD of the finite scores: a level plausible motion rarely reaches."""
-    s = scores[np.isfinite(scores)]
-    med = float(np.median(s))
-    mad = float(np.median(np.abs(s - med))) * 1.4826
-    return med + k * max(mad, 1e-6)
-
-
-def find_events(times: np.ndarray, scores: np.ndarray, threshold: float, min_gap_s: float = 1.0
-                ) -> list[dict]:
-    """Runs of scores above `threshold` (runs closer than `min_gap_s` merged) with their peak."""
-    above = np.isfinite(scores) & (scores > threshold)
-    events: list[dict] = []
-    for i in np.flatnonzero(above):
-        if events and times[i] - events[-1]["end_s"] <= min_gap_s:
-            ev = events[-1]
-            ev["end_s"] = float(times[i])
-        else:
-            ev = {"start_s": float(times[i]), "end_s": float(times[i]), "peak_s": float(times[i]), "peak_score": -1.0}
-            events.append(ev)
-        if scores[i] > ev["peak_score"]:
-            ev["peak_s"], ev["peak_score"] = float(times[i]), float(scores[i])
-    return events
 
 
 def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLike = "edge-jepa-demo", *,
@@ -72,8 +52,11 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
         scores[r.frame_index] = r.score
         maps[r.frame_index] = r.heatmap
     times = np.arange(len(frames)) / fps
-    threshold = robust_threshold(scores)
-    events = find_events(times, scores, threshold)
+    detector = EventDetector(warmup_s=DEMO_WARMUP_S)
+    detected, thresholds = detect_events(times, scores, detector)
+    events = [e.to_json() for e in detected]
+    calibrated = np.isfinite(thresholds)
+    threshold = float(thresholds[calibrated][-1]) if calibrated.any() else float("nan")
     truth = [(float(v["frame"]) / fps, str(v["violation"])) for v in scene.meta["violations"]]
 
     vmax = float(np.nanpercentile([m.max() for m in maps.values()], 99)) if maps else 1.0
@@ -87,12 +70,16 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
             if recent:
                 label += f"  [{recent[0]}]"
             writer.write(annotate(frame, heatmap=maps.get(i), vmax=vmax, history=scores[: i + 1].tolist(),
-                                  threshold=threshold, label=label, active=active))
+                                  threshold=float(thresholds[i]) if calibrated[i] else None, label=label,
+                                  active=active))
             if on_progress and (i % 25 == 0 or i == len(frames) - 1):
                 on_progress("render", i + 1, len(frames))
 
-    plot_path = plot_timeline(out / "surprise.png", times, scores, threshold=threshold,
+    scored_times = times[np.isfinite(scores)]
+    calibration = (float(scored_times[0]), float(scored_times[0] + DEMO_WARMUP_S)) if len(scored_times) else None
+    plot_path = plot_timeline(out / "surprise.png", times, scores, threshold=thresholds,
                               events=[(e["start_s"], e["end_s"]) for e in events], truth=truth,
+                              calibration=calibration,
                               title=f"surprise of {scorer.runner.config.name} on a synthetic scene (seed {seed})")
     target_s = (scorer.runner.config.clip.frames - scorer.runner.config.clip.context_frames) / fps
     per_violation = []
@@ -108,7 +95,9 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
         "model": scorer.runner.config.name,
         "backend": f"{scorer.runner.backend}/{scorer.runner.precision}",
         "seconds": seconds, "fps": fps, "frames": len(frames), "seed": seed,
-        "threshold": threshold,
+        "threshold": threshold,  # the live detector's last upper threshold (it adapts; NaN if never calibrated)
+        "detector": {"warmup_s": detector.warmup_s, "k": detector.k, "k_low": detector.k_low,
+                     "min_duration_s": detector.min_duration_s},
         "baseline_median": float(np.nanmedian(scores)),
         "violations": per_violation,
         "detected": f"{matched}/{len(per_violation)}",

@@ -12,16 +12,38 @@ import numpy as np
 from edge_jepa.io import atomic_file
 
 
-def overlay_heatmap(frame: np.ndarray, heatmap: np.ndarray | None, *, vmax: float, alpha: float = 0.45) -> np.ndarray:
-    """RGB frame with a per-patch surprise map ([H', W'], scaled by `vmax`) blended over it."""
+def overlay_heatmap(frame: np.ndarray, heatmap: np.ndarray | None, *, vmax: float, alpha: float = 0.45,
+                    region: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """RGB frame with a per-patch surprise map ([H', W'], scaled by `vmax`) blended over it.
+
+    region: (x0, y0, x1, y1) as fractions of the frame that the map covers (default: the whole frame; see
+    `model_view_region` for center-cropping models).
+    """
     if heatmap is None or not np.isfinite(vmax) or vmax <= 0:
         return frame.copy()
     h, w = frame.shape[:2]
+    x0, y0, x1, y1 = region or (0.0, 0.0, 1.0, 1.0)
+    left, top = int(round(x0 * w)), int(round(y0 * h))
+    right, bottom = max(int(round(x1 * w)), left + 1), max(int(round(y1 * h)), top + 1)
     level = np.clip(heatmap / vmax, 0.0, 1.0)
-    level = cv2.resize(level.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    level = cv2.resize(level.astype(np.float32), (right - left, bottom - top), interpolation=cv2.INTER_CUBIC).clip(0, 1)
     colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]  # RGB
     weight = (alpha * level)[..., None]
-    return (frame * (1 - weight) + colour * weight).astype(np.uint8)
+    out = frame.copy()
+    view = out[top:bottom, left:right]
+    view[:] = (view * (1 - weight) + colour * weight).astype(np.uint8)
+    return out
+
+
+def model_view_region(height: int, width: int, size: int, mode: str) -> tuple[float, float, float, float]:
+    """The part of a frame a model sees, as fractions (x0, y0, x1, y1): all of it for "resize", the
+    center crop of `edge_jepa.preprocess.resize_crop` for "center_crop"."""
+    if mode != "center_crop":
+        return 0.0, 0.0, 1.0, 1.0
+    scale = int(size * 256 / 224) / min(height, width)
+    nh, nw = max(size, round(height * scale)), max(size, round(width * scale))
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return left / nw, top / nh, (left + size) / nw, (top + size) / nh
 
 
 def score_strip(scores: Sequence[float], width: int, height: int = 60, *, threshold: float | None = None,
@@ -48,28 +70,43 @@ def score_strip(scores: Sequence[float], width: int, height: int = 60, *, thresh
 
 def put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45,
              colour: tuple[int, int, int] = (255, 255, 255)) -> None:
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    """Text with a dark outline. The outline is the text drawn at 1 px offsets, not a thicker stroke: in
+    OpenCV 5 the glyph advance grows with the thickness, so a thick outline would not line up."""
+    x, y = org
+    for dx, dy in ((-1, -1), (-1, 1), (1, -1), (1, 1), (0, -1), (0, 1), (-1, 0), (1, 0)):
+        cv2.putText(img, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
 
 def annotate(frame: np.ndarray, *, heatmap: np.ndarray | None, vmax: float, history: Sequence[float],
-             threshold: float | None, label: str, active: bool = False, min_width: int = 320) -> np.ndarray:
-    """Frame (upscaled to at least `min_width`) + heatmap + label on top + score strip below. RGB out."""
+             threshold: float | None, label: str, active: bool = False, min_width: int = 320,
+             max_width: int | None = None, status: str | None = None,
+             region: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Frame (scaled to [min_width, max_width]) + heatmap + label on top (+ status line at the bottom) +
+    score strip below. RGB out. `region`: where the heatmap lies (see `overlay_heatmap`)."""
     h, w = frame.shape[:2]
     if w < min_width:
         frame = cv2.resize(frame, (min_width, int(round(h * min_width / w))), interpolation=cv2.INTER_NEAREST)
-    img = overlay_heatmap(frame, heatmap, vmax=vmax)
+    elif max_width is not None and w > max_width:
+        frame = cv2.resize(frame, (max_width, int(round(h * max_width / w))), interpolation=cv2.INTER_AREA)
+    img = overlay_heatmap(frame, heatmap, vmax=vmax, region=region)
     if active:
         cv2.rectangle(img, (1, 1), (img.shape[1] - 2, img.shape[0] - 2), (255, 40, 40), 3)
     put_text(img, label, (6, 16))
+    if status:
+        put_text(img, status, (6, img.shape[0] - 8), scale=0.4, colour=(200, 230, 255))
     strip = score_strip(history, img.shape[1], threshold=threshold, active=active)
     return np.concatenate([img, strip], axis=0)
 
 
 def plot_timeline(path: str | os.PathLike, times: np.ndarray, scores: np.ndarray, *,
                   threshold: np.ndarray | float | None = None, events: Sequence[tuple[float, float]] = (),
-                  truth: Sequence[tuple[float, str]] = (), title: str = "surprise") -> Path:
-    """PNG: surprise over time, threshold, detected events shaded, true violations as labelled lines."""
+                  truth: Sequence[tuple[float, str]] = (), title: str = "surprise",
+                  calibration: tuple[float, float] | None = None) -> Path:
+    """PNG: surprise over time, threshold, detected events shaded, true violations as labelled lines.
+
+    calibration: a (start, end) time span shaded grey as the detector's warm-up.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,6 +117,8 @@ def plot_timeline(path: str | os.PathLike, times: np.ndarray, scores: np.ndarray
     if threshold is not None:
         thr = np.broadcast_to(np.asarray(threshold, float), np.shape(times))
         ax.plot(times, thr, lw=1, ls="--", color="#d4a017", label="threshold")
+    if calibration is not None:
+        ax.axvspan(*calibration, color="#888888", alpha=0.2, label="calibration")
     for i, (start, end) in enumerate(events):
         ax.axvspan(start, end, color="#e74c3c", alpha=0.25, label="event" if i == 0 else None)
     for i, (t, name) in enumerate(truth):
@@ -109,6 +148,9 @@ class VideoWriter:
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
+        self._t0: float | None = None  # write_at: time of the first output tick
+        self._ticks = 0  # write_at: output ticks written
+        self._pending: tuple[float, np.ndarray] | None = None  # write_at: the latest frame, not yet written
 
     def write(self, frame: np.ndarray) -> None:
         if self.writer is None:
@@ -121,7 +163,45 @@ class VideoWriter:
         self.writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
         self.frames += 1
 
+    def write_at(self, t: float, frame: np.ndarray) -> int:
+        """Add a frame shown from time t (seconds) on; the file is resampled to the writer's fps by timestamps.
+
+        Each output tick t0 + n / fps shows the latest frame at or before it, so the file plays in real time
+        whatever the input rate (fast input is thinned, slow input repeated). A frame is written once the
+        next one arrives (or at `close`). Returns the number of frames written by this call.
+        """
+        written = 0
+        if self._pending is not None:
+            while self._tick() < t - 1e-6:
+                self.write(self._pending[1])
+                self._ticks += 1
+                written += 1
+        elif self._t0 is None:
+            self._t0 = t
+        self._pending = (t, frame)
+        return written
+
+    def due(self, t: float) -> bool:
+        """Would a frame at t be shown at all (False if the next frame already replaces it)? For skipping the
+        drawing of frames that arrive faster than fps: a frame at t is shown if t is past the next tick."""
+        return self._t0 is None or self._pending is None or t >= self._tick() - 1e-6
+
+    def _tick(self) -> float:
+        return self._t0 + self._ticks / self.fps
+
+    def abort(self) -> None:
+        """Discard the file being written."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+
     def close(self) -> Path | None:
+        if self._pending is not None:  # write_at: the last frame covers its own tick
+            if self._tick() <= self._pending[0] + 1e-6:
+                self.write(self._pending[1])
+                self._ticks += 1
+            self._pending = None
         if self.writer is None:
             return None
         self.writer.release()

@@ -1,0 +1,115 @@
+"""`edge-jepa watch`: live surprise detection on a webcam, a video file, a URL or a folder of images."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from edge_jepa.cli.app import app, console, fail
+
+DEFAULT_HEADLESS_OUT = Path("edge-jepa-watch")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command("watch")
+def watch_command(
+    source: str = typer.Argument(..., help="webcam index (0), video file, URL (rtsp://, http://) or image folder"),
+    model: str = typer.Option("default", "--model", help="model dir, export bundle (manifest.json) or 'default'"),
+    headless: bool = typer.Option(False, "--headless",
+                                  help="no window: write annotated.mp4, timeline.png and summary.json to --out"),
+    out: Path = typer.Option(None, "--out", help="output folder: events.jsonl, clips/ (headless default: "
+                                                  f"./{DEFAULT_HEADLESS_OUT})"),
+    realtime: bool = typer.Option(None, "--realtime/--no-realtime",
+                                  help="files and folders: emulate a live camera (paced, stale windows dropped) or "
+                                       "score every window at the model's fps (deterministic). Default: every "
+                                       "window when --headless, real time with a window. Live sources: always "
+                                       "real time."),
+    fps: float = typer.Option(None, "--fps", help="frame rate of an image folder (default: the model's)"),
+    seconds: float = typer.Option(None, "--seconds", help="stop after this many seconds of source time"),
+    warmup: float = typer.Option(None, "--warmup", help="calibration seconds [detector default: 5]"),
+    k: float = typer.Option(None, "--k", help="event threshold: median + k * robust spread [6]"),
+    k_low: float = typer.Option(None, "--k-low", help="an event ends below median + k_low * spread [3]"),
+    min_duration: float = typer.Option(None, "--min-duration", help="minimum event duration, seconds [0]"),
+    clips: bool = typer.Option(True, "--clips/--no-clips", help="write clips/event_XXXX.mp4 around each event"),
+    threads: int = typer.Option(None, "--threads", help="CPU threads for inference (default: torch's)"),
+) -> None:
+    """Watch a camera, file, URL or image folder for surprise; log events (and clips) as they happen.
+
+    Keys in the window: q/Esc quit, space/p pause, r recalibrate. Ctrl-C stops cleanly (an open event is
+    closed and logged; every event already logged is on disk).
+    """
+    from edge_jepa.checkpoints import CheckpointError
+    from edge_jepa.runtime import Runner
+    from edge_jepa.stream import EventDetector, SourceError, watch
+    from edge_jepa.stream.watcher import source_for
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+    try:
+        runner = Runner.open(model)
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
+        raise fail(str(e)) from None
+    settings = {name: value for name, value in (("warmup_s", warmup), ("k", k), ("k_low", k_low),
+                                                ("min_duration_s", min_duration)) if value is not None}
+    try:
+        detector = EventDetector(**settings)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    if out is None and headless:
+        out = DEFAULT_HEADLESS_OUT
+
+    def on_event(ev) -> None:
+        where = f" at x={ev.peak_xy[0]:.2f} y={ev.peak_xy[1]:.2f}" if ev.peak_xy else ""
+        clip = f" -> {ev.clip}" if ev.clip else ""
+        console.print(f"[bold red]event {ev.id}[/] {ev.start_s:8.2f}-{ev.end_s:.2f} s  peak {ev.peak_score:.3f} "
+                      f"at {ev.peak_s:.2f} s{where}{clip}", highlight=False, soft_wrap=True)
+
+    try:
+        src = source_for(source, runner, headless=headless, realtime=realtime, fps=fps)
+    except SourceError as e:
+        raise fail(str(e)) from None
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        mode = "real time" if src.realtime else "every window"
+        console.print(f"watching {src.name} ({mode}) with {runner}"
+                      f"{'' if headless else ' - keys: q quit, space pause, r recalibrate'}", highlight=False,
+                      soft_wrap=True)
+        summary = watch(src, model=runner, headless=headless, out=out, detector=detector,
+                        max_seconds=seconds, clips=clips, on_event=on_event)
+    except (SourceError, RuntimeError, FloatingPointError) as e:
+        src.close()
+        raise fail(str(e)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    console.print(stats_table(summary))
+    for name, path in summary.outputs.items():
+        console.print(f"{name}: {path}", highlight=False)
+
+
+def stats_table(summary) -> Table:
+    """Rates, drops, latency and events of a WatchSummary."""
+    s = summary.stats
+    mode = "real time (newest window)" if s.realtime else "every window"
+    table = Table(title=f"{summary.source}: {summary.model} ({summary.backend}), {mode}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rows = [
+        ("source time", f"{s.source_s:.1f} s ({s.frames_captured} frames, {s.frames_skipped} skipped late)"),
+        ("capture / score / render", f"{s.capture_fps:.1f} / {s.update_fps:.1f} / {s.render_fps:.1f} per s"),
+        ("windows scored / dropped", f"{s.windows_scored} / {s.windows_dropped}"),
+        ("frame-to-score latency p50 / p90", f"{s.latency_ms['p50']:.0f} / {s.latency_ms['p90']:.0f} ms"),
+        ("reopens / resolution changes", f"{s.reopens} / {s.resolution_changes}"),
+        ("threshold (baseline + k spread)", f"{summary.calibration['threshold']}"),
+        ("events", f"{len(summary.events)}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table

@@ -1,0 +1,266 @@
+"""`watch`: a source, a model, a detector and the outputs, wired together (what `edge-jepa watch` runs).
+
+Outputs in `out` (when given):
+    events.jsonl        one JSON object per event, appended + fsynced as each event ends
+    clips/event_XXXX.mp4  the annotated frames around each event (pre- and post-roll)
+    annotated.mp4       headless: every frame annotated, at the model's fps
+    timeline.png        headless: score, threshold, calibration and events over time
+    summary.json        rates, drops, latency, calibration, events, outputs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_jepa.io import atomic_file
+from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.runtime.base import Runner
+from edge_jepa.stream.events import Event, EventDetector, EventLog
+from edge_jepa.stream.loop import StreamLoop, StreamStats, StreamUpdate
+from edge_jepa.stream.render import ClipRecorder, Renderer, clip_name
+from edge_jepa.stream.sources import Source, open_source
+from edge_jepa.viz import VideoWriter, plot_timeline
+
+QUIT_KEYS = (ord("q"), 27)  # q, Esc
+PAUSE_KEYS = (ord(" "), ord("p"))
+RECALIBRATE_KEYS = (ord("r"),)
+
+
+@dataclass
+class WatchSummary:
+    source: str
+    model: str
+    backend: str
+    realtime: bool
+    headless: bool
+    stats: StreamStats
+    events: list[Event]
+    calibration: dict  # the detector's settings and its final baseline / spread / threshold
+    outputs: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False  # stopped by the user (q, Ctrl-C) before the source ended
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "model": self.model, "backend": self.backend, "realtime": self.realtime,
+                "headless": self.headless, "interrupted": self.interrupted, "stats": self.stats.to_json(),
+                "calibration": self.calibration, "events": [e.to_json() for e in self.events],
+                "outputs": self.outputs}
+
+
+def _check_display() -> None:
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise RuntimeError("no display (DISPLAY is not set): use --headless to write an annotated MP4 instead")
+
+
+def _calibration(det: EventDetector) -> dict:
+    return {"warmup_s": det.warmup_s, "k": det.k, "k_low": det.k_low, "min_duration_s": det.min_duration_s,
+            "gap_s": det.gap_s, "history_s": det.history_s, "min_spread": det.min_spread,
+            "max_event_s": det.max_event_s, "state": det.state,
+            "baseline": None if np.isnan(det.baseline) else round(det.baseline, 6),
+            "spread": None if np.isnan(det.spread) else round(det.spread, 6),
+            "threshold": None if np.isnan(det.threshold) else round(det.threshold, 6)}
+
+
+def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runner | VJEPA2 | str = "default",
+          headless: bool = True, out: str | os.PathLike | None = None, realtime: bool | None = None,
+          detector: EventDetector | None = None, fps: float | None = None, max_seconds: float | None = None,
+          clips: bool = True, clip_pre_s: float = 2.0, clip_post_s: float = 2.0,
+          on_event: Callable[[Event], None] | None = None,
+          on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None = None,
+          window: str = "edge-jepa watch") -> WatchSummary:
+    """Watch a source for surprise until it ends, the user quits (q/Esc, Ctrl-C) or `max_seconds` of source
+    time have passed; returns the summary (outputs are complete even after Ctrl-C).
+
+    source: camera index, file, URL, image folder, array (see `open_source`) or an opened Source.
+    realtime: for files/folders, emulate a live camera (paced, stale windows dropped) or score every window
+              at the model's fps (deterministic). None: every window when headless, real time with a display.
+    fps: frame rate of an image folder (default: the model's).
+    on_event: called as each event ends (after it is logged); on_update: called with each update and its
+              rendered frame (None when nothing is drawn).
+    Keys in the window: q/Esc quit, space/p pause, r recalibrate.
+    """
+    runner = Runner.open(model)
+    src = source_for(source, runner, headless=headless, realtime=realtime, fps=fps)
+    if not headless:
+        try:
+            _check_display()
+        except RuntimeError:
+            src.close()
+            raise
+    out_dir = Path(out) if out is not None else None
+    log = EventLog(out_dir / "events.jsonl") if out_dir is not None else None
+    detector = detector or EventDetector()
+    if log is not None:
+        detector.next_id = max(detector.next_id, log.next_id)
+
+    def ended(ev: Event) -> None:
+        if out_dir is not None and clips:
+            ev.clip = clip_name(ev.id)
+        if log is not None:
+            log.append(ev)
+        if on_event is not None:
+            on_event(ev)
+
+    loop = StreamLoop(runner, src, detector=detector, on_event=ended, keep_trace=headless)
+    renderer = Renderer(loop)
+    recorder = ClipRecorder(out_dir, runner.fps, pre_s=clip_pre_s, post_s=clip_post_s) \
+        if out_dir is not None and clips else None
+    video = VideoWriter(out_dir / "annotated.mp4", runner.fps) if out_dir is not None and headless else None
+    display = None if headless else _Display(window, loop)
+    interrupted, failure, t_first = False, None, None
+    try:
+        loop.start()
+        while True:
+            try:
+                update = loop.next_update(timeout=0.5 if headless else 0.03)
+            except Exception as e:  # noqa: BLE001 - the capture/inference error, re-raised after the outputs
+                failure = e
+                break
+            if update is not None:
+                t_first = update.t if t_first is None else t_first
+                image = _draw(update, renderer, loop, recorder, video, display is None)
+                if on_update is not None:
+                    on_update(update, image)
+                if display is not None and image is not None and not update.repeat:
+                    display.show(image)
+                if max_seconds is not None and update.t - t_first >= max_seconds:
+                    interrupted = True
+                    break
+            elif loop.finished:
+                break
+            if display is not None and display.poll():
+                interrupted = True
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        loop.stop()
+        for update in _drain(loop):  # events closed at shutdown, clips completed
+            _draw(update, renderer, loop, recorder, video, display is None)
+        if recorder is not None:
+            recorder.close()
+        if log is not None:
+            log.close()
+        if display is not None:
+            display.close()
+    outputs = _finish_outputs(loop, out_dir, video, recorder, headless, src)
+    summary = WatchSummary(src.name, runner.config.name, f"{runner.backend}/{runner.precision}", loop.realtime,
+                           headless, loop.stats(), list(detector.events), _calibration(detector), outputs,
+                           interrupted)
+    if out_dir is not None:
+        summary.outputs["summary"] = str(out_dir / "summary.json")
+        with atomic_file(out_dir / "summary.json") as tmp:
+            tmp.write_text(json.dumps(summary.to_json(), indent=2))
+    src.close()
+    if failure is not None:
+        raise failure
+    return summary
+
+
+def source_for(source: str | int | os.PathLike | np.ndarray | Source, runner: Runner, *, headless: bool,
+               realtime: bool | None = None, fps: float | None = None) -> Source:
+    """Open `source` with watch's defaults: files and folders are scored every window when headless and
+    paced in real time with a display (unless `realtime` says otherwise); folders default to the model's fps."""
+    if isinstance(source, Source):
+        return source if source.is_open else source.open()
+    if realtime is None and not headless:
+        realtime = True
+    return open_source(source, realtime=realtime, fps=fps or runner.fps)
+
+
+def _drain(loop: StreamLoop) -> list[StreamUpdate]:
+    updates = []
+    try:
+        while (update := loop.next_update(timeout=0.0 if loop.realtime else 0.05)) is not None:
+            updates.append(update)
+    except Exception:  # noqa: BLE001 - already reported by the main loop
+        pass
+    return updates
+
+
+def _draw(update: StreamUpdate, renderer: Renderer, loop: StreamLoop, recorder: ClipRecorder | None,
+          video: VideoWriter | None, headless: bool) -> np.ndarray | None:
+    """Render if anything will show the frame; feed the clip recorder and the annotated video."""
+    needed = not headless or update.started or update.ended or (not update.repeat and (
+        (video is not None and (not loop.realtime or video.due(update.t)))
+        or (recorder is not None and recorder.wants(update.t))))
+    if not needed:
+        return None
+    image = renderer.draw(update, paused=loop.paused)
+    if recorder is not None:
+        recorder.add(update.t, image, update.started, update.ended)
+    if video is not None and not update.repeat:
+        video.write_at(update.t, image)
+    return image
+
+
+def _finish_outputs(loop: StreamLoop, out_dir: Path | None, video: VideoWriter | None,
+                    recorder: ClipRecorder | None, headless: bool, src: Source) -> dict[str, str]:
+    outputs: dict[str, str] = {}
+    if out_dir is None:
+        return outputs
+    outputs["events"] = str(out_dir / "events.jsonl")
+    if recorder is not None:
+        outputs["clips"] = str(out_dir / "clips")
+    if video is not None and (path := video.close()) is not None:
+        outputs["video"] = str(path)
+    if headless:
+        tr = loop.trace()
+        det = loop.detector
+        calibrating = np.isnan(tr["threshold"])
+        calib = (float(tr["t"][0]), float(tr["t"][calibrating][-1])) if calibrating.any() else None
+        plot_timeline(out_dir / "timeline.png", tr["t"], tr["score"], threshold=tr["threshold"],
+                      events=[(e.start_s, e.end_s) for e in det.events], calibration=calib,
+                      title=f"surprise of {loop.runner.config.name} on {Path(str(src.name)).name}")
+        outputs["timeline"] = str(out_dir / "timeline.png")
+    return outputs
+
+
+class _Display:
+    """The live window (cv2.imshow in the caller's thread) and its keys."""
+
+    def __init__(self, window: str, loop: StreamLoop):
+        self.window, self.loop, self.shown = window, loop, False
+
+    def show(self, image: np.ndarray) -> None:
+        import cv2
+
+        try:
+            cv2.imshow(self.window, np.ascontiguousarray(image[:, :, ::-1]))
+        except cv2.error as e:
+            raise RuntimeError(f"cannot open a window ({str(e).strip().splitlines()[-1]}); use --headless") from None
+        self.shown = True
+
+    def poll(self) -> bool:
+        """Pump the GUI and handle keys; True to quit (q/Esc, or the window was closed)."""
+        import cv2
+
+        if not self.shown:
+            return False
+        key = cv2.waitKey(1) & 0xFF
+        if key in QUIT_KEYS:
+            return True
+        if key in PAUSE_KEYS:
+            self.loop.pause(not self.loop.paused)
+        elif key in RECALIBRATE_KEYS:
+            self.loop.recalibrate()
+        try:
+            return cv2.getWindowProperty(self.window, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return False
+
+    def close(self) -> None:
+        import cv2
+
+        if self.shown:
+            try:
+                cv2.destroyWindow(self.window)
+                cv2.waitKey(1)
+            except cv2.error:
+                pass

@@ -1,0 +1,142 @@
+"""End to end with the embedded default model: violations at known times become events, a plausible scene
+stays quiet, an open event survives shutdown, the event log survives SIGKILL, the example app runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import edge_jepa
+from edge_jepa.data.synthetic import WorldConfig, render_long_video, write_mp4
+from edge_jepa.stream import ArraySource, EventDetector, EventLog, watch
+
+ROOT = Path(__file__).resolve().parents[1]
+FPS = 30.0  # the videos are written at 30 fps; the model runs at 10 (the loop resamples by timestamps)
+TEST_SEED = 4242  # never used to tune the detector (tuning: seeds 100-109, see edge_jepa/stream/README.md)
+# The violation: the world is swapped for another synthetic scene for 1 s (every object vanishes, others appear,
+# then everything is back). The embedded default model detects this reliably (40/40 on the tuning seeds), but
+# not yet the single-object violations of the synthetic world (~5 % of them at the default settings; its card
+# gives a matched-pair AUROC of 0.54): see the README. Scenes have no occluder: objects re-emerging from
+# behind it are what the default model finds surprising in plausible scenes.
+SWAPS = (10.0, 17.0, 24.0, 31.0)
+SWAP_S = 1.0
+TOLERANCE = (-0.2, 1.0)  # an event starts within [t - 0.2 s, t + 1.0 s] of each violation
+REQUIRED = {"id", "start_s", "end_s", "peak_s", "peak_score", "clip"}
+WORLD = WorldConfig(size=128, fps=FPS, occluder_prob=0.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_inference_thread():
+    """Torch on one thread: the test machines share 2 cores with other jobs, where 2 threads spin and stall."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return edge_jepa.load("default")
+
+
+def swapped_scene(path: Path, seconds: float, swaps=(), seed: int = TEST_SEED) -> Path:
+    """A synthetic scene written at 30 fps in which another scene replaces it for SWAP_S at each swap time."""
+    frames = render_long_video(seed, seconds, WORLD).frames.copy()
+    if swaps:
+        other = render_long_video(seed + 1, seconds, WORLD).frames
+        for t in swaps:
+            a, b = int(round(t * FPS)), int(round((t + SWAP_S) * FPS))
+            frames[a:b] = other[a:b]
+    return write_mp4(frames, path, FPS)
+
+
+def near(event, t: float) -> bool:
+    """The event starts at the swap, or when the world comes back (t + SWAP_S), within the tolerance."""
+    return any(s + TOLERANCE[0] <= event.start_s <= s + TOLERANCE[1] for s in (t, t + SWAP_S))
+
+
+@pytest.mark.slow
+def test_violations_become_events_within_tolerance(model, tmp_path):
+    video = swapped_scene(tmp_path / "violations.mp4", 38.0, SWAPS)
+    summary = watch(video, model=model, headless=True, out=tmp_path / "out")
+    events = summary.events
+    described = [(round(e.start_s, 2), round(e.peak_score, 3)) for e in events]
+    for t in SWAPS:
+        assert any(t + TOLERANCE[0] <= e.start_s <= t + TOLERANCE[1] for e in events), \
+            f"no event within {TOLERANCE} s of the violation at {t:.2f} s; events: {described}"
+    assert all(any(near(e, t) for t in SWAPS) for e in events), f"events away from the violations: {described}"
+    logged = EventLog.read(tmp_path / "out" / "events.jsonl")
+    assert [r["id"] for r in logged] == [e.id for e in events]
+    for record in logged:
+        assert set(record) >= REQUIRED and (tmp_path / "out" / record["clip"]).exists()
+
+
+@pytest.mark.slow
+def test_a_plausible_scene_gives_no_events_after_calibration(model, tmp_path):
+    video = swapped_scene(tmp_path / "plausible.mp4", 38.0)
+    summary = watch(video, model=model, headless=True, out=tmp_path / "out")
+    assert summary.events == [], [e.to_json() for e in summary.events]
+    assert summary.stats.windows_scored == 380 - 7 and summary.calibration["state"] == "normal"
+
+
+def test_an_open_event_is_closed_and_logged_at_shutdown(model, tmp_path):
+    """The picture turns to static for good: the event is still open when watch stops, and is logged."""
+    scene = render_long_video(1, 6.0, WorldConfig(size=96, fps=10.0)).frames
+    static = np.random.default_rng(0).integers(0, 256, (60, 96, 96, 3), dtype=np.uint8)
+    frames = np.concatenate([scene, static])
+    logged = []
+    summary = watch(ArraySource(frames, fps=10.0, realtime=False), model=model, out=tmp_path,
+                    detector=EventDetector(warmup_s=3.0), max_seconds=8.0, on_event=logged.append)
+    (ev,) = summary.events
+    assert ev.closed_by == "shutdown" and 5.9 <= ev.start_s <= 6.5 and summary.interrupted
+    (record,) = EventLog.read(tmp_path / "events.jsonl")
+    assert record["id"] == ev.id == logged[0].id and record["clip"] == "clips/event_0001.mp4"
+    assert (tmp_path / "clips" / "event_0001.mp4").exists()
+
+
+@pytest.mark.slow
+def test_event_log_is_intact_after_sigkill(tmp_path):
+    video = swapped_scene(tmp_path / "long.mp4", 120.0, [8.0 + 6.0 * i for i in range(18)])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "edge_jepa.stream", "watch", str(video), "--headless", "--out", str(out),
+           "--threads", "1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = out / "events.jsonl"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.exists() and log.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"watch ended before an event was logged: {proc.stderr.read().decode()}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert text.endswith("\n")
+    lines = text.splitlines()
+    assert lines
+    for line in lines:
+        record = json.loads(line)  # every line parses ...
+        assert set(record) >= REQUIRED  # ... and is complete
+        assert record["start_s"] <= record["peak_s"] <= record["end_s"]
+    assert not (out / "summary.json").exists()  # it was killed mid-stream, not finished
+
+
+@pytest.mark.slow
+def test_example_app_runs_without_a_window(tmp_path):
+    video = swapped_scene(tmp_path / "short.mp4", 3.0)
+    res = subprocess.run([sys.executable, str(ROOT / "apps" / "webcam_surprise.py"), str(video), "--no-window",
+                          "--log", str(tmp_path / "events.jsonl"), "--warmup", "1"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "scores/s" in res.stdout and (tmp_path / "events.jsonl").exists()
