@@ -18,12 +18,11 @@ accepts it; it is for running, not for `save` (its state dict holds torchao tens
 The PT2E path (`pt2e_quantize`) is what `edge-jepa export --format executorch --quant int8` uses:
 XNNPACKQuantizer, per-channel int8 weights on every Linear. Activations are dynamic int8 per token by default;
 static per-tensor int8 calibrated on real clips (`calibration_clips`: synthetic world clips preprocessed
-exactly like the model's input) is the alternative (`--int8-activations static`). Measured on vit_pico
-(trained, 1 thread): dynamic gives a smaller .pte (2.16 vs 2.29 MB: no per-method int32 biases, fewer q/dq
-nodes), a faster window encoder (1.8 vs 5.7 ms: static requantizes around every fp32 attention/LayerNorm op)
-and higher cosine (0.99999 vs 0.99989). In the static mode the tubelet embedding stays dynamic: a static
-per-tensor scale on its output (the start of the residual stream) alone cost 0.008 of token cosine on a small
-model.
+exactly like the model's input) is the alternative (`--int8-activations static`). Measured on the default
+vit_pico (1 thread): dynamic gives a smaller .pte (2.16 vs 2.29 MB: no per-method int32 biases, fewer q/dq
+nodes), the same surprise-step latency (3.52 vs 3.52 ms) and a higher cosine (0.99999 vs 0.99987). In the
+static mode the tubelet embedding stays dynamic: a static per-tensor scale on its output (the start of the
+residual stream) alone cost 0.008 of token cosine on a small model.
 """
 
 from __future__ import annotations

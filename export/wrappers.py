@@ -4,18 +4,20 @@
     encode_window:  clip [1, 3, T, S, S]   -> tokens    [1, N, D]
     predict:        context [1, Nc, D]     -> predicted [1, Nt, D]   (context_idx / target_idx fixed)
 
-`surprise_graphs(model, layout, op_set)` builds them on a deep copy of the model (the user's model is never
+`surprise_graphs(model, op_set, layout)` builds them on a deep copy of the model (the user's model is never
 touched). Two op sets:
 
 - "fused": the model's own blocks (`F.layer_norm`, `F.scaled_dot_product_attention`), for ONNX (LayerNorm
   stays one node: TensorRT fp16 overflows a decomposed LayerNorm after attention) and CoreML.
 - "xnnpack": every op in XNNPACK's supported set, so ExecuTorch delegates the whole graph. On top of
-  `set_op_set(plain_attention=True, decomposed_layernorm=True)` this needs three more rewrites, measured
-  with `get_delegation_info`: the LayerNorm means run as 4-D means over the two innermost dims (XNNPACK's
-  mean only handles that form), q/k/v are slices of the fused projection rather than a split, and the
-  attention matmuls are 3-D `bmm`s (a 4-D `@` decomposes into `expand_copy`, which XNNPACK lacks). The
-  tubelet embedding becomes a Linear over flattened patches (same weights, reshaped), so that int8/int4
-  weight quantization covers it too.
+  `set_op_set(plain_attention=True, decomposed_layernorm=True)` this needs more rewrites, found with
+  `get_delegation_info` (which listed mean.dim, split_with_sizes, expand_copy and select_copy on portable
+  kernels): the LayerNorm means run as 4-D means over the two innermost dims (XNNPACK's mean only handles
+  that form), q/k/v are slices of the fused projection rather than a split, the attention matmuls are 3-D
+  `bmm`s and RoPE's pair rotation a linear (a `@` on 3-/4-D tensors decomposes into `expand_copy`, which
+  XNNPACK lacks), and the predictor's target tokens are a broadcast multiply instead of select + expand.
+  The tubelet embedding becomes a Linear over flattened patches (same weights, reshaped), so that int8/int4
+  weight quantization covers it too. Outputs equal the model's to float rounding (tested).
 """
 
 from __future__ import annotations

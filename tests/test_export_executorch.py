@@ -118,17 +118,14 @@ def test_surprise_scores_of_the_bundle_match_eager_on_a_video(fp32_bundle, model
 @pytest.mark.slow
 def test_int8_and_int4_are_verified_smaller_and_fully_delegated(model, fp32_bundle, tmp_path):
     fp32_size = _manifest(fp32_bundle)["total_bytes"]
-    variants = (("int8", "dynamic", 0.99), ("int8", "static", 0.99), ("int4", "dynamic", 0.98))
-    for quant, activations, threshold in variants:
-        path = export_bundle(model, "executorch", quant, out=tmp_path / f"{quant}-{activations}",
-                             int8_activations=activations if quant == "int8" else "dynamic",
-                             calibration_clips=4, verify_clips=1)
+    # (static int8 activations are checked in eager in test_quantize; lowering them costs ~25 s more here)
+    for quant, threshold in (("int8", 0.99), ("int4", 0.98)):
+        path = export_bundle(model, "executorch", quant, out=tmp_path / quant, verify_clips=1)
         m = _manifest(path)
         assert m["precision"] == quant and m["fidelity"]["threshold"] == threshold
         assert all(m["fidelity"][k]["cosine"] >= threshold for k in ("encode_context", "encode_window", "predict"))
         assert all(d["fully_delegated"] for d in m["export"]["delegation"].values()), m["export"]["delegation"]
-        assert m["export"]["quantization"]["activations"].startswith(
-            "int8 per-tensor static" if activations == "static" else "int8 dynamic per token")
+        assert m["export"]["quantization"]["activations"] == "int8 dynamic per token"
         # the tiny test model is dominated by fixed per-method overhead; the size targets are benchmarked
         assert m["total_bytes"] < fp32_size * 0.6
         clip = calibration_clips(model.config, 1, seed_base=3)[0]
