@@ -12,6 +12,7 @@ opened from their manifest). `edge_jepa.surprise_scores` and the stream loop tak
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class StepOutput:
     predicted: Tensor  # [B, Nt, D]
 
 
-class Runner:
+class Runner(ABC):
     """Base class: subclasses set the attributes below and implement `_run`."""
 
     backend: str = "?"
@@ -107,8 +108,9 @@ class Runner:
         self.check_clip(clip)
         return self._run(clip)
 
-    def _run(self, clip: Tensor) -> StepOutput:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _run(self, clip: Tensor) -> StepOutput:
+        """The backend's surprise step on a checked clip."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config.name}, {self.backend}/{self.precision}, " \
