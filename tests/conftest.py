@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import edge_jepa
 from edge_jepa.models.config import ClipConfig, EncoderConfig, ModelConfig, PredictorConfig
@@ -29,6 +30,15 @@ def tiny_model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "tiny"
     edge_jepa.create(TINY, seed=0).save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_inference_thread():
+    """Torch on one thread: the test machines share 2 cores with other jobs, where 2 threads spin and stall."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def shared_video(name: str) -> Path:

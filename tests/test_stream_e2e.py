@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import edge_jepa
 from edge_jepa.data.synthetic import WorldConfig, render_long_video, write_mp4
@@ -33,12 +32,8 @@ WORLD = WorldConfig(size=128, fps=FPS, occluder_prob=0.0)
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_inference_thread():
-    """Torch on one thread: the test machines share 2 cores with other jobs, where 2 threads spin and stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_inference_thread):
+    """Torch on one thread for the whole module (see conftest.one_inference_thread)."""
 
 
 @pytest.fixture(scope="module")

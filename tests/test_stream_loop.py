@@ -7,7 +7,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from edge_jepa.data.synthetic import WorldConfig, render_long_video, write_mp4
@@ -37,12 +36,8 @@ def unscored(model) -> int:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_inference_thread():
-    """Torch on one thread: the test machines share 2 cores with other jobs, where 2 threads spin and stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_inference_thread):
+    """Torch on one thread for the whole module (see conftest.one_inference_thread)."""
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import contextlib
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ class _Pacer:
             self.stop.wait(delay)
 
 
-class Source:
+class Source(ABC):
     """Base class. Subclasses implement `_open`, `_read` and `_close`.
 
     Attributes: `name` (for messages), `live` (camera/stream: clock timestamps, cannot be replayed),
@@ -131,14 +132,16 @@ class Source:
         """Wake any wait (real-time pacing, reopen backoff) so that a stopping loop does not hang."""
         self._stop.set()
 
+    @abstractmethod
     def _open(self) -> None:
-        raise NotImplementedError
+        """Open the underlying device/file (raise SourceError with a clear message)."""
 
+    @abstractmethod
     def _read(self) -> SourceFrame | None:
-        raise NotImplementedError
+        """The next frame, None at the end, SourceLost when the source stops delivering."""
 
-    def _close(self) -> None:
-        pass
+    def _close(self) -> None:  # noqa: B027 - optional hook: most sources hold nothing to release
+        """Release what `_open` acquired (nothing by default)."""
 
     def __enter__(self) -> Source:
         if not self.is_open:
@@ -159,8 +162,9 @@ class _CaptureSource(Source):
         super().__init__()
         self.cap: cv2.VideoCapture | None = None
 
+    @abstractmethod
     def _capture(self) -> cv2.VideoCapture:
-        raise NotImplementedError
+        """The cv2.VideoCapture to read from."""
 
     def _open(self) -> None:
         with _quiet_opencv():
