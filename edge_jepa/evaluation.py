@@ -4,18 +4,24 @@ Each matched pair is one scene rendered twice: plausible, and with one violation
 score is its maximum surprise over windows. Reported: AUROC (violating vs plausible clips), pairwise
 accuracy (violating clip scores higher than its own plausible twin), both per violation type, and how often
 the surprise peak of a violating clip falls within the target span after the violation.
+
+Next to the model, the same pairs are scored by two model-free pixel baselines (on the model's own
+preprocessed frames, attributed to the same frames as the model's windows): `frame_difference` (mean
+|f_t - f_{t-1}|, i.e. "predict no change") and `linear_extrapolation` (mean |f_t - (2 f_{t-1} - f_{t-2})|).
+A world model is only useful where it beats them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edge_jepa.data.synthetic import VIOLATIONS, WorldConfig, eval_set
 from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.preprocess import resize_frame
 from edge_jepa.runtime.base import Runner
 from edge_jepa.surprise import SurpriseScorer, surprise_scores
 
@@ -62,6 +68,25 @@ class PairScores:
     violation_frame: int
     plausible: np.ndarray  # per-frame surprise [F]
     violating: np.ndarray
+    baselines: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (plaus., viol.)
+
+
+BASELINES = ("frame_difference", "linear_extrapolation")
+
+
+def pixel_baseline_scores(frames: np.ndarray, kind: str, *, size: int, mode: str, window: int) -> np.ndarray:
+    """Per-frame score [F] of a model-free baseline; NaN where the model (windows of `window` frames) has none."""
+    if kind not in BASELINES:
+        raise ValueError(f"unknown baseline {kind!r}; choose from {', '.join(BASELINES)}")
+    x = np.stack([resize_frame(f, size, mode) for f in frames]).astype(np.float32) / 255.0  # [F, S, S, 3]
+    scores = np.full(len(x), np.nan)
+    if len(x) < max(window, 3):
+        return scores
+    guess = x[1:-1] if kind == "frame_difference" else 2 * x[1:-1] - x[:-2]  # prediction of frames 2..F-1
+    err = np.abs(x[2:] - guess)
+    scores[2:] = err.mean(axis=(1, 2, 3))
+    scores[: window - 1] = np.nan
+    return scores
 
 
 def world_for(runner: Runner) -> WorldConfig:
@@ -74,16 +99,19 @@ def world_for(runner: Runner) -> WorldConfig:
 
 def score_pairs(model: VJEPA2 | Runner | str, *, pairs_per_type: int = 20, seed_base: int = EVAL_SEED_BASE,
                 violations: tuple[str, ...] = VIOLATIONS, world: WorldConfig | None = None,
-                on_pair: Callable[[int, int], None] | None = None) -> list[PairScores]:
-    """Score `pairs_per_type` held-out matched pairs of each violation type."""
+                on_pair: Callable[[int, int], None] | None = None, baselines: bool = False) -> list[PairScores]:
+    """Score `pairs_per_type` held-out matched pairs of each violation type (and the pixel baselines)."""
     scorer = SurpriseScorer(model)
     world = world or world_for(scorer.runner)
     pairs = eval_set(range(seed_base, seed_base + pairs_per_type * len(violations)), world, violations)
     out = []
+    clip = scorer.runner.config.clip
     for i, (plausible, violating) in enumerate(pairs):
+        extra = {k: tuple(pixel_baseline_scores(c.frames, k, size=clip.size, mode=clip.preprocess, window=clip.frames)
+                          for c in (plausible, violating)) for k in (BASELINES if baselines else ())}
         out.append(PairScores(violating.violation, int(violating.violation_frame),
                               surprise_scores(scorer.runner, plausible.frames),
-                              surprise_scores(scorer.runner, violating.frames)))
+                              surprise_scores(scorer.runner, violating.frames), extra))
         if on_pair:
             on_pair(i + 1, len(pairs))
     return out
@@ -114,13 +142,21 @@ def summarize(pairs: list[PairScores], tolerance: int) -> dict:
 
 def evaluate_surprise(model: VJEPA2 | Runner | str, *, pairs_per_type: int = 20, seed_base: int = EVAL_SEED_BASE,
                       violations: tuple[str, ...] = VIOLATIONS, tolerance: int | None = None,
-                      on_pair: Callable[[int, int], None] | None = None) -> dict:
-    """Score held-out matched pairs and summarize (see module docstring). JSON-serialisable dict."""
+                      on_pair: Callable[[int, int], None] | None = None, baselines: bool = True) -> dict:
+    """Score held-out matched pairs and summarize (see module docstring). JSON-serialisable dict.
+
+    With `baselines`, `report["baselines"][name]` holds the same summary for each model-free pixel baseline.
+    """
     runner = Runner.open(model)
     pairs = score_pairs(runner, pairs_per_type=pairs_per_type, seed_base=seed_base, violations=violations,
-                        on_pair=on_pair)
+                        on_pair=on_pair, baselines=baselines)
     tol = tolerance if tolerance is not None else runner.config.clip.frames - runner.config.clip.context_frames
     summary = summarize(pairs, tol)
+    if baselines:
+        summary["baselines"] = {
+            k: summarize([PairScores(p.violation, p.violation_frame, *p.baselines[k]) for p in pairs], tol)
+            for k in BASELINES
+        }
     summary["model"] = runner.config.name
     summary["backend"] = f"{runner.backend}/{runner.precision}"
     summary["seeds"] = [seed_base, seed_base + pairs_per_type * len(violations)]

@@ -31,3 +31,27 @@ def test_evaluate_surprise_runs_on_any_model(tiny_model):
     report = evaluate_surprise(tiny_model, pairs_per_type=1)
     assert report["overall"]["pairs"] == 7 and set(report["per_type"]) >= {"vanish", "teleport", "appear"}
     assert 0.0 <= report["overall"]["auroc"] <= 1.0
+
+
+def test_pixel_baselines_score_change_and_linear_motion():
+    from edge_jepa.evaluation import pixel_baseline_scores
+
+    frames = np.full((10, 16, 16, 3), 100, np.uint8)
+    frames[7:] = 200  # a sudden change at frame 7
+    diff = pixel_baseline_scores(frames, "frame_difference", size=16, mode="resize", window=4)
+    assert np.isnan(diff[:3]).all() and np.nanargmax(diff) == 7 and diff[8] == 0
+    ramp = np.stack([np.full((16, 16, 3), 10 * i, np.uint8) for i in range(10)])  # brightness at constant speed
+    lin = pixel_baseline_scores(ramp, "linear_extrapolation", size=16, mode="resize", window=4)
+    assert np.nanmax(lin) < 1e-6 < np.nanmin(pixel_baseline_scores(ramp, "frame_difference", size=16,
+                                                                    mode="resize", window=4))
+    with pytest.raises(ValueError, match="unknown baseline"):
+        pixel_baseline_scores(frames, "optical_flow", size=16, mode="resize", window=4)
+
+
+def test_evaluate_surprise_reports_pixel_baselines(tiny_model):
+    report = evaluate_surprise(tiny_model, pairs_per_type=1, violations=("teleport", "vanish"))
+    assert set(report["baselines"]) == {"frame_difference", "linear_extrapolation"}
+    for b in report["baselines"].values():
+        assert b["overall"]["pairs"] == 2 and 0.0 <= b["overall"]["auroc"] <= 1.0
+    assert "baselines" not in evaluate_surprise(tiny_model, pairs_per_type=1, violations=("vanish",),
+                                                baselines=False)

@@ -91,6 +91,10 @@ def results_table(report: dict) -> Table:
         style = "bold" if name == "overall" else ("red" if s["auroc"] < 0.9 else "")
         table.add_row(name, str(s["pairs"]), f"{s['auroc']:.3f}", f"{s['pairwise']:.3f}",
                       f"{s['peak_within_tolerance']:.2f}", f"{s['median_peak_offset']:+.1f}", style=style)
+    for name, b in report.get("baselines", {}).items():  # the same pairs scored without a model
+        s = b["overall"]
+        table.add_row(f"(no model) {name}", str(s["pairs"]), f"{s['auroc']:.3f}", f"{s['pairwise']:.3f}",
+                      f"{s['peak_within_tolerance']:.2f}", f"{s['median_peak_offset']:+.1f}", style="dim")
     return table
 
 
