@@ -71,6 +71,7 @@ def package(run_dir: Path, dest: Path = DEFAULT_MODEL_DIR) -> Path:
             "overall": report["overall"],
             "per_type": report["per_type"],
             "tolerance_frames": report["tolerance_frames"],
+            "model_free_baselines": {k: v["overall"] for k, v in report.get("baselines", {}).items()},
         },
         "speed_eager_fp32": speed,
     })
