@@ -36,7 +36,7 @@ def watch_command(
     k: float = typer.Option(None, "--k", help="event threshold: median + k * robust spread [6]"),
     k_low: float = typer.Option(None, "--k-low", help="an event ends below median + k_low * spread [3]"),
     min_duration: float = typer.Option(None, "--min-duration", help="minimum event duration, seconds [0]"),
-    clips: bool = typer.Option(True, "--clips/--no-clips", help="write clips/event_XXXX.mp4 around each event"),
+    clips: bool = typer.Option(True, "--clips/--no-clips", help="write clips/event_0001.mp4, ... around each event"),
     threads: int = typer.Option(None, "--threads", help="CPU threads for inference (default: torch's)"),
 ) -> None:
     """Watch a camera, file, URL or image folder for surprise; log events (and clips) as they happen.

@@ -110,7 +110,7 @@ class _Clip:
 class ClipRecorder:
     """MP4 clips around events: keeps `pre_s` seconds of rendered frames; when an event starts, writes them
     and every following frame until `post_s` after the event ends (at most `max_s` seconds per clip), then
-    renames the clip into place (`clips/event_XXXX.mp4`). Memory: only the pre-roll, at `fps` frames/s."""
+    renames the clip into place (`clips/event_0001.mp4, ...`). Memory: only the pre-roll, at `fps` frames/s."""
 
     def __init__(self, out_dir: str | os.PathLike, fps: float, *, pre_s: float = 2.0, post_s: float = 2.0,
                  max_s: float = 60.0):

@@ -2,7 +2,7 @@
 
 Outputs in `out` (when given):
     events.jsonl        one JSON object per event, appended + fsynced as each event ends
-    clips/event_XXXX.mp4  the annotated frames around each event (pre- and post-roll)
+    clips/event_0001.mp4, ...  the annotated frames around each event (pre- and post-roll)
     annotated.mp4       headless: every frame annotated, at the model's fps
     timeline.png        headless: score, threshold, calibration and events over time
     summary.json        rates, drops, latency, calibration, events, outputs
