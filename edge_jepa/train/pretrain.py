@@ -13,6 +13,7 @@ written atomically every `checkpoint_every` steps and on Ctrl-C; `resume=True` c
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -20,7 +21,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -75,11 +76,49 @@ def clip_tensor(batch: np.ndarray, size: int, mode: str) -> torch.Tensor:
     return x.permute(0, 4, 1, 2, 3).contiguous()
 
 
+def cosine_lr(step: int, *, lr: float, min_lr: float, warmup: int, total: int) -> float:
+    """Linear warm-up over `warmup` steps to `lr`, then a cosine to `min_lr` at step `total`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 def _lr_at(step: int, cfg: PretrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cosine_lr(step, lr=cfg.lr, min_lr=cfg.min_lr, warmup=cfg.warmup, total=cfg.steps)
+
+
+def truncate_log(log: Path, step: int) -> None:
+    """Drop JSONL lines with "step" past `step` (steps a killed run did after its checkpoint) and lines cut
+    by the kill, atomically: a resumed run's curve continues without repeated steps."""
+    if not log.exists():
+        return
+    kept = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut by the kill
+    with atomic_file(log) as tmp:
+        tmp.write_text("".join(k + "\n" for k in kept))
+
+
+@contextlib.contextmanager
+def stop_signals(signals: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[dict[str, bool]]:
+    """While active, the given signals set `flag["set"]` instead of stopping the process: the training loop
+    checks it at step boundaries, saves a checkpoint and stops (only the main thread can install handlers)."""
+    flag = {"set": False}
+
+    def _on_signal(signum, frame):
+        flag["set"] = True
+
+    old = {s: signal.signal(s, _on_signal) for s in signals} if _is_main_thread() else {}
+    try:
+        yield flag
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def _ema_at(step: int, cfg: PretrainConfig) -> float:
@@ -154,19 +193,7 @@ class Trainer:
         return True
 
     def _truncate_log(self) -> None:
-        """Drop log lines past the checkpoint (steps a killed run did after it): the curve continues cleanly."""
-        log = self.out / LOSS_LOG
-        if not log.exists():
-            return
-        kept = []
-        for line in log.read_text().splitlines():
-            try:
-                if json.loads(line)["step"] <= self.step:
-                    kept.append(line)
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by the kill
-        with atomic_file(log) as tmp:
-            tmp.write_text("".join(k + "\n" for k in kept))
+        truncate_log(self.out / LOSS_LOG, self.step)
 
     # ------------------------------------------------------------------ training
     def _mask(self, grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -211,43 +238,41 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
-        interrupted = {"flag": False}
-
-        def _on_sigterm(signum, frame):  # save like Ctrl-C
-            interrupted["flag"] = True
-
-        old = signal.signal(signal.SIGTERM, _on_sigterm) if _is_main_thread() else None
         t_start = time.monotonic() - self.seconds
-        stopped_early = False
         log = open(self.out / LOSS_LOG, "a")  # noqa: SIM115 - closed in finally
-        try:
-            while self.step < cfg.steps:
-                loss = self.train_step()
-                self.losses.append(loss)
-                self.seconds = time.monotonic() - t_start
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    recent = float(np.mean(self.losses[-cfg.log_every:]))
-                    log.write(json.dumps({"step": self.step, "loss": recent, "lr": _lr_at(self.step - 1, cfg),
-                                          "seconds": round(self.seconds, 1)}) + "\n")
-                    log.flush()
-                if on_step:
-                    on_step(self.step, loss)
-                if self.step % cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                if interrupted["flag"]:
-                    raise KeyboardInterrupt
-                if cfg.max_minutes is not None and self.seconds > cfg.max_minutes * 60:
-                    stopped_early = True
-                    break
-        except KeyboardInterrupt:
-            self.save_checkpoint()
-            raise
-        finally:
-            log.close()
-            if old is not None:
-                signal.signal(signal.SIGTERM, old)
+        with stop_signals() as interrupted:  # SIGTERM saves like Ctrl-C
+            try:
+                stopped_early = self._loop(log, t_start, interrupted, on_step)
+            except KeyboardInterrupt:
+                self.save_checkpoint()
+                raise
+            finally:
+                log.close()
         self.save_checkpoint()
         return PretrainResult(self.final_model(), self.step, self.losses, self.seconds, stopped_early)
+
+    def _loop(self, log, t_start: float, interrupted: dict[str, bool],
+              on_step: Callable[[int, float], None] | None) -> bool:
+        """Train to `cfg.steps`; True if the time budget stopped it first. SIGTERM raises KeyboardInterrupt."""
+        cfg = self.cfg
+        while self.step < cfg.steps:
+            loss = self.train_step()
+            self.losses.append(loss)
+            self.seconds = time.monotonic() - t_start
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                recent = float(np.mean(self.losses[-cfg.log_every:]))
+                log.write(json.dumps({"step": self.step, "loss": recent, "lr": _lr_at(self.step - 1, cfg),
+                                      "seconds": round(self.seconds, 1)}) + "\n")
+                log.flush()
+            if on_step:
+                on_step(self.step, loss)
+            if self.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+            if interrupted["set"]:
+                raise KeyboardInterrupt
+            if cfg.max_minutes is not None and self.seconds > cfg.max_minutes * 60:
+                return True
+        return False
 
     def card(self, result: PretrainResult, command: str, data: str) -> dict:
         return {

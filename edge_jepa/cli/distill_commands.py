@@ -1,0 +1,172 @@
+"""`edge-jepa distill` (also `torchrun -m edge_jepa.distill`, the same function): teacher -> small student."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from edge_jepa.cli.app import app, console, fail
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} clips/s"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                    disable=not enabled)
+
+
+@app.command()
+def distill(
+    out: Path = typer.Option(..., "--out", help="run directory: checkpoint, loss log, reports, OUT/student"),
+    teacher: str = typer.Option("default", "--teacher", help="teacher: 'default', an official .pt, a Hugging Face "
+                                "or edge-jepa directory"),
+    student: str = typer.Option("vit_nano", "--student", help="student: a registered config name (vit_nano, "
+                                "vit_tiny, vit_small, ...) or a .json ModelConfig file; fresh weights"),
+    data: str = typer.Option("synthetic", "--data", help="'synthetic', a video file or folder, or 'synthetic+PATH'"),
+    steps: int = typer.Option(2000, help="optimizer steps"),
+    resume: bool = typer.Option(False, "--resume", help="continue the checkpoint in --out"),
+    batch_size: int = typer.Option(32, help="clips per step over all processes"),
+    lr: float = typer.Option(1e-3, help="peak learning rate (AdamW, warm-up then cosine)"),
+    warmup: int = typer.Option(None, help="warm-up steps (default: min(100, steps/10))"),
+    seed: int = typer.Option(0, help="seed for the student's weights, data and masks"),
+    minutes: float = typer.Option(None, help="time budget: stop cleanly (checkpoint, report, student) when spent"),
+    checkpoint_every: int = typer.Option(200, help="steps between checkpoints (each with a fidelity report)"),
+    threads: int = typer.Option(None, help="torch CPU threads per process (default: torch's choice)"),
+    cache_teacher: bool = typer.Option(False, "--cache-teacher", help="run the teacher once over --cache-batches "
+                                       "batches, store its outputs as safetensors shards, train on them"),
+    cache_batches: int = typer.Option(200, help="global batches in the teacher cache (training cycles over them)"),
+    cache_dir: Path = typer.Option(None, help="teacher cache directory (default OUT/teacher_cache)"),
+    frames: int = typer.Option(None, help="student clip frames (default: the student config's)"),
+    size: int = typer.Option(None, help="student clip size in px (default: the student config's)"),
+    fps: float = typer.Option(None, help="student frame rate (default: the student config's)"),
+    context_frames: int = typer.Option(None, help="student context frames of the surprise layout"),
+    teacher_size: int = typer.Option(None, help="teacher frame size (default: max of its clip size and the student's)"),
+    frame_stride: int = typer.Option(1, help="teacher frames per student frame (teacher sees stride x the fps)"),
+    align: str = typer.Option("pool", help="teacher tokens onto the student grid: 'pool' or 'interpolate'"),
+    w_feature_l1: float = typer.Option(1.0, help="weight: L1 of projected student tokens vs teacher tokens"),
+    w_feature_cos: float = typer.Option(1.0, help="weight: 1 - cosine of projected student vs teacher tokens"),
+    w_predictor: float = typer.Option(1.0, help="weight: L1 of projected student vs teacher predictor outputs"),
+    w_surprise: float = typer.Option(1.0, help="weight: L1 of student vs teacher per-token surprise"),
+    w_jepa: float = typer.Option(0.0, help="weight: the student's own V-JEPA loss"),
+    future_prob: float = typer.Option(0.75, help="share of batches with a future mask (the rest: multi-block)"),
+    report_pairs: int = typer.Option(20, help="held-out violation pairs per type in the fidelity report (0: none)"),
+    report_clips: int = typer.Option(16, help="held-out clips for the token cosine"),
+    json_out: Path = typer.Option(None, "--json", help="also write the final fidelity report here"),
+) -> None:
+    """Distil a teacher's encoder and predictor into a small student (data-parallel under torchrun)."""
+    from edge_jepa.distill import dist
+
+    ctx = dist.setup()
+    try:
+        _run(ctx, opts=dict(
+            out=out, teacher=teacher, student=student, data=data, steps=steps, resume=resume, batch_size=batch_size,
+            lr=lr, warmup=warmup, seed=seed, minutes=minutes, checkpoint_every=checkpoint_every, threads=threads,
+            cache_teacher=cache_teacher, cache_batches=cache_batches, cache_dir=cache_dir, frames=frames, size=size,
+            fps=fps, context_frames=context_frames, teacher_size=teacher_size, frame_stride=frame_stride,
+            align=align, weights=dict(feature_l1=w_feature_l1, feature_cos=w_feature_cos, predictor=w_predictor,
+                                      surprise=w_surprise, jepa=w_jepa),
+            future_prob=future_prob, report_pairs=report_pairs, report_clips=report_clips, json_out=json_out))
+    finally:
+        dist.teardown(ctx)
+
+
+def _run(ctx, opts: dict) -> None:
+    """The command body (rank 0 prints; every rank trains). `opts`: the command's options by name."""
+    import edge_jepa
+    from edge_jepa.checkpoints import CheckpointError
+    from edge_jepa.distill import (
+        CheckpointWriteError,
+        DistillConfig,
+        Distiller,
+        DistillError,
+        LossWeights,
+        plan,
+        student_config,
+    )
+    from edge_jepa.distill.report import table
+    from edge_jepa.distill.trainer import CHECKPOINT, LOSS_LOG, REPORT, STUDENT_DIR
+    from edge_jepa.train.data import make_source
+    from edge_jepa.video import VideoError
+
+    a = opts
+    out: Path = a["out"]
+    say = console.print if ctx.is_main else (lambda *args, **kw: None)
+    try:
+        cfg = DistillConfig(
+            steps=a["steps"], batch_size=a["batch_size"], lr=a["lr"], seed=a["seed"], max_minutes=a["minutes"],
+            warmup=a["warmup"] if a["warmup"] is not None else min(100, max(1, a["steps"] // 10)),
+            checkpoint_every=a["checkpoint_every"], threads=a["threads"], cache_teacher=a["cache_teacher"],
+            cache_batches=a["cache_batches"], cache_dir=str(a["cache_dir"]) if a["cache_dir"] else None,
+            teacher_size=a["teacher_size"], frame_stride=a["frame_stride"], align=a["align"],
+            weights=LossWeights(**a["weights"]), future_prob=a["future_prob"], report_pairs=a["report_pairs"],
+            report_clips=a["report_clips"])
+        teacher = edge_jepa.load(a["teacher"])
+        scfg = student_config(a["student"], frames=a["frames"], size=a["size"], fps=a["fps"],
+                              context_frames=a["context_frames"])
+        student = edge_jepa.create(scfg, seed=cfg.seed)
+        alignment = plan(teacher.config, scfg, teacher_size=cfg.teacher_size, stride=cfg.frame_stride,
+                         mode=cfg.align)
+        source = make_source(a["data"], alignment.teacher_clip, cfg.seed)
+        command = "edge-jepa distill " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+        run = Distiller(teacher, student, source, out, cfg, ctx=ctx,
+                        base_card={"distillation": {"command": command, "teacher_source": a["teacher"],
+                                                    "data": source.describe()}})
+        if (out / CHECKPOINT).exists() and not a["resume"]:
+            raise DistillError(f"{out / CHECKPOINT} exists: pass --resume to continue it, or choose another --out")
+        if a["resume"] and run.load_checkpoint():
+            say(f"resuming {out / CHECKPOINT} at step {run.step}/{cfg.steps}")
+    except (DistillError, VideoError, CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
+        raise fail(str(e)) from None
+
+    say(f"teacher {teacher.config.name} ({teacher.num_params() / 1e6:.2f} M params, sees "
+        f"{alignment.teacher_clip.frames}x{alignment.teacher_clip.size}px, grid {alignment.teacher_grid}) -> student "
+        f"{scfg.name} ({student.num_params() / 1e6:.3f} M, {scfg.clip.frames}x{scfg.clip.size}px, grid "
+        f"{alignment.student_grid}, tokens by {alignment.mode}) on {source.describe()}"
+        + (f"; {ctx.world} processes ({ctx.backend})" if ctx.distributed else ""))
+    with _progress(ctx.is_main) as progress:
+        cache_task = None
+
+        def on_cache(done: int, total: int) -> None:
+            nonlocal cache_task
+            if cache_task is None:
+                cache_task = progress.add_task("teacher cache", total=total, loss=float("nan"), rate=0.0)
+            progress.update(cache_task, completed=done)
+
+        task = progress.add_task("distill", total=cfg.steps, completed=run.step, loss=float("nan"), rate=0.0)
+        ema: dict[str, float | None] = {"loss": None, "rate": None}
+
+        def on_step(step: int, loss: float, rate: float) -> None:
+            ema["loss"] = loss if ema["loss"] is None else 0.95 * ema["loss"] + 0.05 * loss
+            ema["rate"] = rate if ema["rate"] is None else 0.9 * ema["rate"] + 0.1 * rate
+            progress.update(task, completed=step, loss=ema["loss"], rate=ema["rate"])
+
+        def on_report(rep: dict) -> None:
+            progress.console.print(
+                f"step {rep['step']}: token cosine {rep['token_cosine']:.3f}, surprise Spearman "
+                f"{rep['surprise_spearman_windows']:.3f}, AUROC student {rep['student_auroc']:.3f} / teacher "
+                f"{rep['teacher_auroc']:.3f}")
+
+        try:
+            result = run.run(on_step, on_cache, on_report)
+        except KeyboardInterrupt:
+            progress.stop()
+            say(f"[yellow]interrupted at step {run.step}; checkpoint saved to {out / CHECKPOINT}; rerun the same "
+                "command with --resume to continue")
+            raise typer.Exit(130) from None
+        except (FloatingPointError, CheckpointWriteError, DistillError) as e:
+            raise fail(str(e)) from None
+    if not ctx.is_main:
+        return
+    if result.report:
+        console.print(table(result.report))
+        if a["json_out"]:
+            a["json_out"].parent.mkdir(parents=True, exist_ok=True)
+            a["json_out"].write_text(json.dumps(result.report, indent=2))
+    console.print(f"done: {result.steps_done} steps in {result.seconds / 60:.1f} min"
+                  + (" (time budget reached)" if result.stopped_early else ""))
+    console.print(f"student: {out / STUDENT_DIR}   loss log: {out / LOSS_LOG}   report: {out / REPORT}")

@@ -1,0 +1,60 @@
+"""The one-call API: `distill(teacher, student, data, out_dir, cfg)`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from edge_jepa.distill.align import DistillError, plan
+from edge_jepa.distill.data import ClipSource
+from edge_jepa.distill.dist import DistContext
+from edge_jepa.distill.trainer import CHECKPOINT, DistillConfig, Distiller, DistillResult
+from edge_jepa.models.config import CONFIGS, ModelConfig
+from edge_jepa.models.vjepa2 import VJEPA2
+
+
+def student_config(spec: str | os.PathLike | ModelConfig, **clip: object) -> ModelConfig:
+    """A registered config name or a JSON file holding a ModelConfig dict; `clip` overrides clip fields."""
+    if isinstance(spec, ModelConfig):
+        cfg = spec
+    elif str(spec) in CONFIGS:
+        cfg = CONFIGS[str(spec)]
+    elif str(spec).endswith(".json") and Path(spec).is_file():
+        try:
+            cfg = ModelConfig.from_dict(json.loads(Path(spec).read_text()))
+        except (json.JSONDecodeError, ValueError, TypeError) as e:
+            raise DistillError(f"{spec}: not a valid model config JSON ({e})") from None
+    else:
+        raise DistillError(f"unknown student {str(spec)!r}: give a registered config ({', '.join(CONFIGS)}) or a "
+                           ".json file with a ModelConfig")
+    overrides = {k: v for k, v in clip.items() if v is not None}
+    try:
+        return cfg.replace(clip=overrides) if overrides else cfg
+    except ValueError as e:
+        raise DistillError(f"student clip {overrides}: {e}") from None
+
+
+def distill(teacher: VJEPA2 | str | os.PathLike, student: VJEPA2 | ModelConfig | str, data: str | ClipSource,
+            out_dir: str | os.PathLike, cfg: DistillConfig | None = None, *, resume: bool = False,
+            ctx: DistContext | None = None) -> DistillResult:
+    """Distil `teacher` (a model or anything edge_jepa.load takes) into `student` (a model, a config or a
+    registered name: fresh weights seeded by cfg.seed) on `data` ('synthetic', a video file/folder,
+    'synthetic+PATH' or a clip source). The student is saved to OUT/student; returns the result."""
+    import edge_jepa
+    from edge_jepa.train.data import make_source
+
+    cfg = cfg or DistillConfig()
+    teacher_model = teacher if isinstance(teacher, VJEPA2) else edge_jepa.load(teacher)
+    student_model = student if isinstance(student, VJEPA2) else edge_jepa.create(student_config(student), seed=cfg.seed)
+    if isinstance(data, str):
+        alignment = plan(teacher_model.config, student_model.config, teacher_size=cfg.teacher_size,
+                         stride=cfg.frame_stride, mode=cfg.align)
+        data = make_source(data, alignment.teacher_clip, cfg.seed)
+    run = Distiller(teacher_model, student_model, data, out_dir, cfg, ctx=ctx)
+    if (Path(out_dir) / CHECKPOINT).exists() and not resume:
+        raise DistillError(f"{Path(out_dir) / CHECKPOINT} exists: pass resume=True to continue it, or use another "
+                           "out_dir")
+    if resume:
+        run.load_checkpoint()
+    return run.run()
