@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -70,11 +69,9 @@ def _quiet() -> None:
 
 
 def _set_threads(n: int) -> None:
-    import torch
-    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+    from edge_jepa.bench.cell import set_threads
 
-    torch.set_num_threads(n)
-    _unsafe_reset_threadpool(n)
+    set_threads(n, "executorch")  # torch and the ExecuTorch (XNNPACK) threadpool
 
 
 def _machine() -> dict[str, Any]:
@@ -138,17 +135,11 @@ def _round_robin(runners: dict[str, Any], clip: Any, runs: int) -> dict[str, flo
     """Median ms of runner.run(clip) per runner, runs interleaved across runners (after 3 warm-ups each)."""
     import torch
 
-    times: dict[str, list[float]] = {k: [] for k in runners}
+    from edge_jepa.bench.timing import time_round_robin
+
     with torch.inference_mode():
-        for runner in runners.values():
-            for _ in range(3):
-                runner.run(clip)
-        for _ in range(runs):
-            for label, runner in runners.items():
-                t = time.perf_counter()
-                runner.run(clip)
-                times[label].append((time.perf_counter() - t) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+        timings = time_round_robin({k: (lambda r=r: r.run(clip)) for k, r in runners.items()}, warmup=3, runs=runs)
+    return {k: t.p50 for k, t in timings.items()}
 
 
 def targets(bundles: dict[str, dict[str, Any]], latency: dict[str, float]) -> dict[str, dict[str, Any]]:

@@ -17,24 +17,19 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def rss_mb() -> float:
-    """Current resident set size (Linux /proc; elsewhere the peak from getrusage)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+from edge_jepa.bench.memory import current_rss_mb  # noqa: E402
+from edge_jepa.bench.schema import save_rows  # noqa: E402
 
 
 class RssMonitor(threading.Thread):
@@ -45,7 +40,7 @@ class RssMonitor(threading.Thread):
 
     def run(self) -> None:
         while not self.stop_event.wait(self.every_s):
-            self.samples.append((time.monotonic() - self.t0, rss_mb()))
+            self.samples.append((time.monotonic() - self.t0, current_rss_mb()))
 
     def report(self, settle_s: float) -> dict:
         s = np.asarray([x for x in self.samples if x[0] >= settle_s] or self.samples, float)
@@ -67,6 +62,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds before memory is tracked")
     parser.add_argument("--json", default=None, help="write the report here too")
+    parser.add_argument("--bench-json", default=None,
+                        help="also write one row in the bench schema (latency = frame-to-score, fps = updates/s)")
     args = parser.parse_args()
 
     import torch
@@ -115,6 +112,24 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
+    if args.bench_json:
+        save_rows([stream_row(report, runner, args)], args.bench_json)
+
+
+def stream_row(report: dict, runner, args: argparse.Namespace):
+    """The stream loop as a bench row: end-to-end frame-to-score latency percentiles and surprise updates/s."""
+    from edge_jepa.bench.run import machine_description
+    from edge_jepa.bench.schema import BenchRow
+
+    lat = report["latency_ms"]
+    return BenchRow(format=runner.backend, precision=runner.precision, model=runner.config.name, source=args.model,
+                    frames=runner.frames, size=runner.size, threads=report["torch_threads"], p50_ms=lat["p50"],
+                    p90_ms=lat["p90"], p99_ms=lat["p99"], fps=report["updates_per_s"],
+                    peak_rss_mb=report["rss_max_mb"], size_mb=getattr(runner, "size_bytes", None) and
+                    runner.size_bytes / 1e6, tool="benchmarks/stream_loop.py", device=machine_description(),
+                    notes=f"stream loop end to end: {report['source']}, {report['seconds']} s; latency = capture of a "
+                          f"window's last frame -> its score; fps = surprise updates/s; "
+                          f"{report['windows_dropped']} stale windows dropped")
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
     if missing:
         raise ExportError(missing)
     say = progress or (lambda message: None)
-    model = _bundle_model(_load(model_or_source), frames, size, context_frames)
+    model = clip_model(_load(model_or_source), frames, size, context_frames)
     layout = SurpriseLayout.of(model)
     out = Path(out)
     with atomic_dir(out) as tmp:
@@ -175,7 +175,7 @@ def _describe_source(model_or_source: VJEPA2 | str | os.PathLike) -> str:
         else str(model_or_source)
 
 
-def _bundle_model(model: VJEPA2, frames: int | None, size: int | None, context_frames: int | None) -> VJEPA2:
+def clip_model(model: VJEPA2, frames: int | None, size: int | None, context_frames: int | None) -> VJEPA2:
     """An fp32 eval copy of `model` whose config.clip is the bundle's clip (same weights; `model` untouched)."""
     c = model.config.clip
     frames = frames or c.frames

@@ -1,6 +1,7 @@
 """The `edge-jepa` command line. Each command group lives in its own module and registers on `app`."""
 
 from edge_jepa.cli import (  # noqa: F401  (each module registers its commands)
+    bench_commands,
     distill_commands,
     export_commands,
     model_commands,

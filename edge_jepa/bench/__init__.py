@@ -1,0 +1,16 @@
+"""`edge-jepa bench`: latency, memory, size and fidelity of every format x precision, side by side.
+
+    from edge_jepa.bench import BenchOptions, run_bench, save_rows
+    rows = run_bench(["default"], BenchOptions(formats=("eager", "executorch"), precisions=("fp32", "int8")))
+    save_rows(rows, "bench.json")
+
+Modules: schema (the row and its JSON file), timing (warm-up, timed runs, percentiles), memory (RSS), matmul
+(this machine's fp32 throughput), parts (the calls timed on a Runner), cell (one cell, in its own process),
+run (sources x formats x precisions), report (tables, Markdown, compare), targets (verdicts), device
+(parsers of executor_runner / trtexec / time -v output for benchmarks/device/).
+"""
+
+from edge_jepa.bench.run import BenchOptions, Reporter, run_bench
+from edge_jepa.bench.schema import BenchRow, BenchSchemaError, load_rows, save_rows
+
+__all__ = ["BenchOptions", "BenchRow", "BenchSchemaError", "Reporter", "load_rows", "run_bench", "save_rows"]

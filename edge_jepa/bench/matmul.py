@@ -1,0 +1,52 @@
+"""This machine's fp32 matmul throughput: the yardstick for "what fraction of the CPU does a model use"."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from edge_jepa.bench.timing import time_calls
+
+
+@dataclass(frozen=True)
+class MatmulThroughput:
+    """The fastest of the timed runs: the machine's attainable throughput (a shared machine's load only ever
+    slows a run down, so the best run is the stable estimate; the median is kept for reference)."""
+
+    n: int  # square matrices n x n
+    threads: int
+    best_ms: float
+    median_ms: float
+
+    @property
+    def gflops_per_s(self) -> float:
+        return 2 * self.n**3 / (self.best_ms * 1e-3) / 1e9
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch intra-op threads set to `n` inside the block (None: unchanged)."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def matmul_throughput(threads: int | None = None, n: int = 1024, runs: int = 10, warmup: int = 2) -> MatmulThroughput:
+    """Best time of an fp32 n x n @ n x n matmul (torch, `threads` intra-op threads) -> GFLOP/s."""
+    if n < 16:
+        raise ValueError(f"matmul size must be >= 16, got {n}")
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen)
+    b = torch.randn(n, n, generator=gen)
+    out = torch.empty(n, n)
+    with torch_threads(threads), torch.inference_mode():
+        timing = time_calls(lambda: torch.mm(a, b, out=out), warmup=warmup, runs=runs)
+        used = torch.get_num_threads()
+    return MatmulThroughput(n=n, threads=used, best_ms=min(timing.samples_ms), median_ms=timing.p50)

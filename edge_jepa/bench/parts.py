@@ -1,0 +1,55 @@
+"""The calls a benchmark times on any Runner: the full surprise step and each of its parts.
+
+    step            runner.run(clip): context encoder + window encoder + predictor
+    encode_context  the encoder on the first context_frames of the clip
+    encode_window   the encoder on the whole window (the target representation)
+    predict         the predictor from the context tokens to the target tokens
+
+Eager runners call the model's modules; bundle runners call the bundle's methods (`BundleRunner.call`), so
+each part is exactly what that backend runs inside the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from edge_jepa.bench.schema import PARTS
+from edge_jepa.runtime.base import EagerRunner, Runner
+from edge_jepa.runtime.bundle import BundleRunner
+
+
+def check_parts(parts: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise ValueError(f"unknown part(s) {unknown or '(none given)'}; choose from {', '.join(PARTS)}")
+    return tuple(p for p in PARTS if p in parts)
+
+
+@torch.inference_mode()
+def part_calls(runner: Runner, clip: Tensor) -> dict[str, Callable[[], Any]]:
+    """name -> zero-argument call, for every part in PARTS, on `clip` [1, 3, T, S, S]."""
+    runner.check_clip(clip)
+    ctx_clip = clip[:, :, : runner.context_frames].contiguous()
+    if isinstance(runner, BundleRunner):
+        context = runner.call("encode_context", ctx_clip)
+        return {
+            "step": lambda: runner.run(clip),
+            "encode_context": lambda: runner.call("encode_context", ctx_clip),
+            "encode_window": lambda: runner.call("encode_window", clip),
+            "predict": lambda: runner.call("predict", context),
+        }
+    if isinstance(runner, EagerRunner):
+        model = runner.model
+        ctx_idx, tgt_idx = runner.context_idx[None], runner.target_idx[None]
+        context = model.encoder(ctx_clip)
+        return {
+            "step": lambda: runner.run(clip),
+            "encode_context": lambda: model.encoder(ctx_clip),
+            "encode_window": lambda: model.encoder(clip),
+            "predict": lambda: model.predictor(context, ctx_idx, tgt_idx),
+        }
+    raise TypeError(f"cannot time the parts of a {type(runner).__name__}; use an EagerRunner or a bundle runner")

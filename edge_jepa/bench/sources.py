@@ -1,0 +1,60 @@
+"""What `edge-jepa bench` accepts: a model source, a registered geometry (random weights), or an export bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from edge_jepa.models.config import CONFIGS
+from edge_jepa.models.vjepa2 import VJEPA2
+
+
+def is_bundle(source: str | os.PathLike) -> bool:
+    path = Path(source)
+    return path.is_dir() and (path / "manifest.json").is_file()
+
+
+def is_geometry(source: str) -> bool:
+    """A registered config name that is not also a path: benchmarked with random weights (seed 0).
+
+    Latency does not depend on the weights, so the released V-JEPA 2 sizes can be measured without them."""
+    return source in CONFIGS and not Path(source).exists()
+
+
+def load_model(source: str) -> VJEPA2:
+    """The fp32 eval model of a source: random weights for a registered geometry, else `edge_jepa.load`."""
+    import edge_jepa
+
+    model = edge_jepa.create(source, seed=0) if is_geometry(source) else edge_jepa.load(source)
+    return model.float().eval().requires_grad_(False)
+
+
+def describe(source: str) -> str:
+    return f"{source} (random weights)" if is_geometry(source) else source
+
+
+def at_clip(model: VJEPA2, frames: int | None, size: int | None) -> VJEPA2:
+    """A copy of `model` whose config.clip is frames x size (same weights); the context share follows the model.
+
+    Raises ValueError when the clip does not fit the model (frames on whole tubelets, size on whole patches)."""
+    from export.bundle import ExportError, clip_model
+
+    clip = model.config.clip
+    if (frames or clip.frames) == clip.frames and (size or clip.size) == clip.size:
+        return model
+    try:
+        return clip_model(model, frames, size, None)
+    except ExportError as e:
+        raise ValueError(str(e)) from None
+
+
+def weights_digest(model: VJEPA2) -> str:
+    """Short sha256 of the config and every tensor: the cache key of bundles exported from this model."""
+    h = hashlib.sha256(repr(sorted(model.config.to_dict().items())).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
