@@ -65,3 +65,21 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
     with atomic_file(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return Path(path)
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, permissions); the previous one is untouched."""
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike, *, step: int) -> Path:
+    """torch.save `state` to `path` atomically; on failure raise CheckpointWriteError saying the previous
+    checkpoint (if any) is intact."""
+    path = Path(path)
+    try:
+        with atomic_file(path) as tmp:
+            torch.save(state, tmp)
+    except OSError as e:
+        before = "the previous checkpoint is intact" if path.exists() else "there is no earlier checkpoint"
+        raise CheckpointWriteError(f"could not write checkpoint {path} at step {step}: {e.strerror or e}; "
+                                   f"{before}") from e
+    return path

@@ -112,3 +112,34 @@ def test_sigterm_saves_a_checkpoint(tiny_model_dir, tmp_path):
     proc.wait(timeout=60)
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] >= 10
+
+
+def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tiny_model, tmp_path, monkeypatch):
+    import errno
+
+    from edge_jepa.io import CheckpointWriteError
+    from edge_jepa.train.data import SyntheticSource
+    from edge_jepa.train.pretrain import CHECKPOINT, PretrainConfig, Trainer
+
+    trainer = Trainer(tiny_model, SyntheticSource(tiny_model.config.clip), tmp_path,
+                      PretrainConfig(steps=2, batch_size=2, checkpoint_every=1))
+    trainer.train_step()
+    trainer.save_checkpoint()
+    good = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    trainer.train_step()
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        with open(f, "r+b") as fh:  # part of the bytes made it, then the disk filled up
+            fh.truncate(fh.seek(0, 2) // 2)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointWriteError, match="step 2: No space left on device; the previous checkpoint"):
+        trainer.save_checkpoint()
+    monkeypatch.undo()
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert state["step"] == 1 == good["step"]
+    assert all(torch.equal(state["model"][k], v) for k, v in good["model"].items())
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]  # no temp file left behind

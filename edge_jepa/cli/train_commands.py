@@ -42,6 +42,7 @@ def build_model(model: str, *, frames: int | None, size: int | None, fps: float 
 
 def run_training(model, source, out: Path, cfg, *, resume: bool, data_desc: str, base_card: dict) -> Path:
     """Train with a progress bar; save `out/model` (edge-jepa format with card.json); Ctrl-C keeps a checkpoint."""
+    from edge_jepa.io import CheckpointWriteError
     from edge_jepa.train.pretrain import CHECKPOINT, Trainer
 
     trainer = Trainer(model, source, out, cfg, base_card=base_card)
@@ -65,7 +66,7 @@ def run_training(model, source, out: Path, cfg, *, resume: bool, data_desc: str,
             console.print(f"[yellow]interrupted at step {trainer.step}; checkpoint saved to {out / CHECKPOINT}; "
                           "rerun the same command with --resume to continue")
             raise typer.Exit(130) from None
-        except FloatingPointError as e:
+        except (FloatingPointError, CheckpointWriteError) as e:
             raise fail(str(e)) from None
     command = "edge-jepa " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     card = trainer.card(result, command, data_desc)

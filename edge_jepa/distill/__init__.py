@@ -11,7 +11,8 @@ from edge_jepa.distill.align import ALIGN_MODES, Alignment, DistillError, plan
 from edge_jepa.distill.api import distill, student_config
 from edge_jepa.distill.losses import LossWeights, StudentWithHeads
 from edge_jepa.distill.report import FidelityReporter
-from edge_jepa.distill.trainer import CheckpointWriteError, DistillConfig, Distiller, DistillResult
+from edge_jepa.distill.trainer import DistillConfig, Distiller, DistillResult
+from edge_jepa.io import CheckpointWriteError
 
 __all__ = ["ALIGN_MODES", "Alignment", "CheckpointWriteError", "DistillConfig", "DistillError", "DistillResult",
            "Distiller", "FidelityReporter", "LossWeights", "StudentWithHeads", "distill", "plan", "student_config"]

@@ -27,7 +27,7 @@ from edge_jepa.distill.data import ClipSource, LiveBatches, ShardedSampler, Teac
 from edge_jepa.distill.dist import DistContext
 from edge_jepa.distill.losses import LossWeights, StudentWithHeads, distill_losses
 from edge_jepa.distill.report import FidelityReporter
-from edge_jepa.io import atomic_file
+from edge_jepa.io import atomic_file, save_checkpoint
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.train.pretrain import clip_tensor, cosine_lr, stop_signals, truncate_log
@@ -39,10 +39,6 @@ REPORT_LOG = "reports.jsonl"
 STUDENT_DIR = "student"
 CACHE_DIR = "teacher_cache"
 RANKS_DIR = "ranks"
-
-
-class CheckpointWriteError(RuntimeError):
-    """A checkpoint could not be written (disk full, permissions); the previous one is untouched."""
 
 
 @dataclass
@@ -173,15 +169,7 @@ class Distiller:
 
     def save_checkpoint(self) -> Path:
         """Write OUT/checkpoint.pt atomically (rank 0); on failure the previous checkpoint stays as it was."""
-        path = self.out / CHECKPOINT
-        try:
-            with atomic_file(path) as tmp:
-                torch.save(self._state(), tmp)
-        except OSError as e:
-            before = "the previous checkpoint is intact" if path.exists() else "there is no earlier checkpoint"
-            raise CheckpointWriteError(f"could not write checkpoint {path} at step {self.step}: "
-                                       f"{e.strerror or e}; {before}") from e
-        return path
+        return save_checkpoint(self._state(), self.out / CHECKPOINT, step=self.step)
 
     def load_checkpoint(self) -> bool:
         """Continue OUT/checkpoint.pt if it exists (all ranks read it); False if there is none."""

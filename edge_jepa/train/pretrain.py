@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edge_jepa.io import atomic_file
+from edge_jepa.io import atomic_file, save_checkpoint
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.preprocess import IMAGENET_MEAN, IMAGENET_STD, resize_frame
@@ -168,10 +168,7 @@ class Trainer:
             "config": json.dumps(self.model.config.to_dict()),
             "torch_rng": torch.get_rng_state(),
         }
-        path = self.out / CHECKPOINT
-        with atomic_file(path) as tmp:
-            torch.save(state, tmp)
-        return path
+        return save_checkpoint(state, self.out / CHECKPOINT, step=self.step)
 
     def load_checkpoint(self) -> bool:
         path = self.out / CHECKPOINT
