@@ -28,7 +28,8 @@ class Video:
 def list_videos(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise VideoError(f"{folder}: not a directory")
+        what = "no such file or directory" if not folder.exists() else "not a directory"
+        raise VideoError(f"{folder}: {what} (expected a folder of videos)")
     videos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
     if not videos:
         raise VideoError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) found")

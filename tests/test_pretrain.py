@@ -77,6 +77,9 @@ def test_pretrain_refuses_to_overwrite_and_names_bad_data(tiny_model_dir, tmp_pa
     res = runner.invoke(app, ["pretrain", "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--steps",
                               "2", "--batch-size", "2", "--data", str(tmp_path)])
     assert res.exit_code == 2 and "no video files" in res.output
+    res = runner.invoke(app, ["pretrain", "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--steps",
+                              "2", "--batch-size", "2", "--data", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "missing: no such file or directory" in res.output
     (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
     res = runner.invoke(app, ["pretrain", "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--steps",
                               "2", "--batch-size", "2", "--data", str(tmp_path / "broken.mp4")])
