@@ -10,25 +10,14 @@ from typer.testing import CliRunner
 
 from edge_jepa.cli import app
 from edge_jepa.demo import run_demo
+from tests.video_files import count_frames
 
 runner = CliRunner()
 
 
-def _count_frames(path) -> tuple[int, tuple[int, int]]:
-    cap = cv2.VideoCapture(str(path))
-    n, shape = 0, None
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        n, shape = n + 1, frame.shape[:2]
-    cap.release()
-    return n, shape
-
-
 def test_demo_outputs_with_a_tiny_model(tiny_model, tmp_path):
     out = run_demo(tiny_model, tmp_path / "demo", seconds=4.0, violations=((2.0, "teleport"),), render_size=64)
-    n, (h, w) = _count_frames(out.video)
+    n, (h, w, _) = count_frames(out.video)
     assert n == 40 and w == 320 and h > 320  # frames upscaled to 320 px plus the score strip
     png = cv2.imread(str(out.plot))
     assert png is not None and png.shape[1] > 600
@@ -44,5 +33,5 @@ def test_demo_command_on_the_default_model(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "edge-jepa-demo" / "summary.json").read_text())
     assert report["model"] == "vit_pico" and len(report["violations"]) == 5
-    n, _ = _count_frames(tmp_path / "edge-jepa-demo" / "demo.mp4")
+    n, _ = count_frames(tmp_path / "edge-jepa-demo" / "demo.mp4")
     assert n == report["frames"] == 300

@@ -23,6 +23,7 @@ from edge_jepa.stream import (
 )
 from edge_jepa.surprise import surprise_scores
 from edge_jepa.video import read_video
+from tests.video_files import count_frames
 
 
 @pytest.fixture
@@ -148,22 +149,11 @@ def test_resolution_change_mid_stream(model, tmp_path):
     assert (out / "annotated.mp4").exists()
 
 
-def count_frames(path) -> tuple[int, int, int]:
-    cap = cv2.VideoCapture(str(path))
-    n, shape = 0, None
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        n, shape = n + 1, frame.shape
-    return n, shape[1], shape[0]
-
-
 def test_headless_outputs(model, video, tmp_path):
     out = tmp_path / "out"
     summary = watch(video, model=model, headless=True, out=out)
     assert not summary.realtime and not summary.interrupted
-    n, w, h = count_frames(out / "annotated.mp4")
+    n, (h, w, _) = count_frames(out / "annotated.mp4")
     assert n == 30  # one annotated frame per tick of the model's clock: 3 s at 10 fps
     assert w == 320 and h == 320 + 60  # the frame upscaled to 320 px + the score strip
     png = cv2.imread(str(out / "timeline.png"))

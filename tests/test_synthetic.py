@@ -20,6 +20,7 @@ from edge_jepa.data import (
     render_long_video,
     write_mp4,
 )
+from tests.video_files import count_frames
 
 PAIR_SEEDS = (0, 1, 2, 3)
 
@@ -286,14 +287,7 @@ def test_write_mp4_roundtrip(tmp_path: Path) -> None:
     out = write_mp4(clip.frames, tmp_path / "clip.mp4", clip.fps)
     assert out == tmp_path / "clip.mp4" and out.stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # no temp file left behind
-    capture = cv2.VideoCapture(str(out))
-    count, shape = 0, None
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        count, shape = count + 1, frame.shape
-    capture.release()
+    count, shape = count_frames(out)
     assert count == 12 and shape == (64, 64, 3)
 
 
