@@ -8,6 +8,7 @@ import cv2
 import pytest
 from typer.testing import CliRunner
 
+import edge_jepa
 from edge_jepa.cli import app
 from edge_jepa.demo import run_demo
 from tests.video_files import count_frames
@@ -34,4 +35,5 @@ def test_demo_command_on_the_default_model(tmp_path, monkeypatch):
     report = json.loads((tmp_path / "edge-jepa-demo" / "summary.json").read_text())
     assert report["model"] == "vit_pico" and len(report["violations"]) == 5
     n, _ = count_frames(tmp_path / "edge-jepa-demo" / "demo.mp4")
-    assert n == report["frames"] == 300
+    fps = edge_jepa.load("default").config.clip.fps  # the scene is rendered at the model's frame rate
+    assert report["fps"] == fps and n == report["frames"] == round(30.0 * fps)

@@ -230,7 +230,7 @@ def test_vit_nano_is_a_tenth_of_the_default():
     default, nano = edge_jepa.load("default"), edge_jepa.create("vit_nano")
     assert nano.num_params() <= default.num_params() / 10
     a = plan(default.config, nano.config)
-    assert a.identity and a.teacher_clip == ClipConfig(frames=8, size=64, fps=10.0, context_frames=6,
+    assert a.identity and a.teacher_clip == ClipConfig(frames=8, size=64, fps=30.0, context_frames=6,
                                                        preprocess="resize")
 
 
