@@ -45,3 +45,22 @@ def test_bench_geometries_on_a_stand_in_teacher(tiny_model_dir, tmp_path):
     assert rows[1].cosine == pytest.approx(1.0) and rows[1].auroc is not None
     text = md.read_text()
     assert "- default int8 .pte >= 200x faster than ViT-L fp32 eager on the same stream window: not measured" in text
+
+
+@pytest.mark.slow
+def test_stream_calibration_counts_every_violation_once(tiny_model_dir, tmp_path):
+    import json
+
+    out = tmp_path / "cal.json"
+    result = _main("stream_calibration")(["--model", str(tiny_model_dir), "--seeds", "3", "--seconds", "20",
+                                          "--violations", "3", "--warmup", "2", "--size", "64", "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    totals = {v: x["total"] for v, x in result["detected"].items()}
+    assert totals == {"teleport": 1, "vanish": 1, "appear": 1, "pass_through": 0, "reverse": 0,
+                      "shape_change": 0, "color_change": 0}
+    assert result["detected_total"][1] == 3 and 0 <= result["detected_total"][0] <= 3
+    assert result["detector"]["warmup_s"] == 2.0
+    assert result["false_events"]["minutes_each"] == pytest.approx(1 / 3, abs=0.01)
+    with pytest.raises(SystemExit, match="too short"):
+        _main("stream_calibration")(["--model", str(tiny_model_dir), "--seconds", "10", "--violations", "8",
+                                     "--json", str(out)])
