@@ -53,6 +53,11 @@ def events_of(runner: Runner, frames: np.ndarray, detector: EventDetector) -> li
     return events
 
 
+def starts_near(event, t: float) -> bool:
+    """The event starts within TOLERANCE of a violation at time t."""
+    return t + TOLERANCE[0] <= event.start_s <= t + TOLERANCE[1]
+
+
 def run(model: str, seeds: list[int], *, seconds: float, count: int, size: int, detector_args: dict,
         threads: int) -> dict:
     import torch
@@ -61,6 +66,7 @@ def run(model: str, seeds: list[int], *, seconds: float, count: int, size: int, 
     runner = Runner.open(model)
     fps = runner.fps
     world = WorldConfig(size=size, fps=fps)
+    no_occluder = WorldConfig(size=size, fps=fps, occluder_prob=0.0)
     plan = schedule(seconds, detector_args["warmup_s"], count)
     hits = {v: [0, 0] for v in VIOLATIONS}  # type -> [detected, total]
     false_violation_scenes, false_plausible, false_no_occluder = 0, 0, 0
@@ -71,16 +77,14 @@ def run(model: str, seeds: list[int], *, seconds: float, count: int, size: int, 
         truth = [(float(v["frame"]) / fps, str(v["violation"])) for v in scene.meta["violations"]]
         for t, name in truth:
             hits[name][1] += 1
-            hits[name][0] += any(t + TOLERANCE[0] <= e.start_s <= t + TOLERANCE[1] for e in events)
-        false_violation_scenes += sum(not any(t + TOLERANCE[0] <= e.start_s <= t + TOLERANCE[1] for t, _ in truth)
-                                      for e in events)
+            hits[name][0] += any(starts_near(e, t) for e in events)
+        false_violation_scenes += sum(not any(starts_near(e, t) for t, _ in truth) for e in events)
         false_plausible += len(events_of(runner, render_long_video(seed, seconds, world).frames,
                                          EventDetector(**detector_args)))
-        no_occluder = WorldConfig(size=size, fps=fps, occluder_prob=0.0)
         false_no_occluder += len(events_of(runner, render_long_video(seed, seconds, no_occluder).frames,
                                            EventDetector(**detector_args)))
-        print(f"seed {seed}: {sum(h[0] for h in hits.values())}/{sum(h[1] for h in hits.values())} detected so far",
-              flush=True)
+        detected, total = (sum(h[i] for h in hits.values()) for i in (0, 1))
+        print(f"seed {seed}: {detected}/{total} detected so far", flush=True)
     minutes = len(seeds) * seconds / 60
     return {
         "model": runner.config.name, "backend": f"{runner.backend}/{runner.precision}", "model_fps": fps,
