@@ -3,7 +3,9 @@
 Each matched pair is one scene rendered twice: plausible, and with one violation at a known frame. A clip's
 score is its maximum surprise over windows. Reported: AUROC (violating vs plausible clips), pairwise
 accuracy (violating clip scores higher than its own plausible twin), both per violation type, and how often
-the surprise peak of a violating clip falls within the target span after the violation.
+the surprise peak of a violating clip falls within the target span after the violation. Pairwise
+accuracy counts ties as misses and reports their share: the clips of a pair are identical up to the
+violation, so a tie means the violation never raised the surprise above the scene's ordinary peak.
 
 Next to the model, the same pairs are scored by two model-free pixel baselines (on the model's own
 preprocessed frames, attributed to the same frames as the model's windows): `frame_difference` (mean
@@ -128,6 +130,9 @@ def summarize(pairs: list[PairScores], tolerance: int) -> dict:
             "pairs": len(group),
             "auroc": auroc(neg, pos),
             "pairwise": float(np.mean([a > b for a, b in zip(pos, neg, strict=True)])),
+            # A tie (counted as a miss above) is a pair whose peak lies before the violation, where the two
+            # clips are identical: the violation raised no window above the scene's own ordinary peak.
+            "pairwise_ties": float(np.mean([a == b for a, b in zip(pos, neg, strict=True)])),
             "peak_within_tolerance": float(np.mean([0 <= o <= tolerance for o in offsets])),
             "median_peak_offset": float(np.median(offsets)),
             "mean_surprise_plausible": float(np.mean(neg)),

@@ -22,7 +22,10 @@ def test_summarize_counts_pairs_and_peaks():
     pairs = [PairScores("vanish", 5, np.array([nan, nan, 1, 1, 1, 1, 1, 1]), np.array([nan, nan, 1, 1, 1, 1, 3, 1])),
              PairScores("teleport", 4, np.array([nan, nan, 2, 2, 2, 2, 2, 2]), np.array([nan, nan, 1, 1, 1, 1, 1, 1]))]
     s = summarize(pairs, tolerance=2)
-    assert s["overall"]["pairwise"] == 0.5
+    assert s["overall"]["pairwise"] == 0.5 and s["overall"]["pairwise_ties"] == 0.0
+    tie = PairScores("reverse", 6, np.array([nan, nan, 4, 1, 1, 1, 1, 1]), np.array([nan, nan, 4, 1, 1, 1, 2, 1]))
+    s3 = summarize([*pairs, tie], tolerance=2)["overall"]  # the peak before the violation is shared: a tie
+    assert s3["pairwise"] == pytest.approx(1 / 3) and s3["pairwise_ties"] == pytest.approx(1 / 3)
     assert s["per_type"]["vanish"]["pairwise"] == 1.0 and s["per_type"]["vanish"]["median_peak_offset"] == 1
     assert s["per_type"]["vanish"]["peak_within_tolerance"] == 1.0
 
@@ -55,3 +58,20 @@ def test_evaluate_surprise_reports_pixel_baselines(tiny_model):
         assert b["overall"]["pairs"] == 2 and 0.0 <= b["overall"]["auroc"] <= 1.0
     assert "baselines" not in evaluate_surprise(tiny_model, pairs_per_type=1, violations=("vanish",),
                                                 baselines=False)
+
+
+def test_eval_surprise_command_prints_the_table_and_writes_the_report(tiny_model_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from edge_jepa.cli import app
+
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, ["eval-surprise", str(tiny_model_dir), "--pairs-per-type", "1",
+                                      "--json", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "ties" in result.output and "(no model) frame_difference" in result.output
+    report = json.loads(out.read_text())
+    assert report["overall"]["pairs"] == 7 and 0.0 <= report["overall"]["pairwise_ties"] <= 1.0
+    assert set(report["baselines"]) == {"frame_difference", "linear_extrapolation"}

@@ -84,17 +84,18 @@ def eval_surprise(
 def results_table(report: dict) -> Table:
     table = Table(title=f"violation of expectation: {report['model']} ({report['backend']}), "
                         f"peak tolerance 0..{report['tolerance_frames']} frames")
-    for col in ("violation", "pairs", "AUROC", "pairwise", "peak in tol.", "median peak offset"):
+    for col in ("violation", "pairs", "AUROC", "pairwise", "ties", "peak in tol.", "median peak offset"):
         table.add_column(col, justify="right" if col != "violation" else "left")
-    rows = [*report["per_type"].items(), ("overall", report["overall"])]
-    for name, s in rows:
+
+    def cells(s: dict) -> list[str]:
+        return [str(s["pairs"]), f"{s['auroc']:.3f}", f"{s['pairwise']:.3f}", f"{s['pairwise_ties']:.2f}",
+                f"{s['peak_within_tolerance']:.2f}", f"{s['median_peak_offset']:+.1f}"]
+
+    for name, s in [*report["per_type"].items(), ("overall", report["overall"])]:
         style = "bold" if name == "overall" else ("red" if s["auroc"] < 0.9 else "")
-        table.add_row(name, str(s["pairs"]), f"{s['auroc']:.3f}", f"{s['pairwise']:.3f}",
-                      f"{s['peak_within_tolerance']:.2f}", f"{s['median_peak_offset']:+.1f}", style=style)
+        table.add_row(name, *cells(s), style=style)
     for name, b in report.get("baselines", {}).items():  # the same pairs scored without a model
-        s = b["overall"]
-        table.add_row(f"(no model) {name}", str(s["pairs"]), f"{s['auroc']:.3f}", f"{s['pairwise']:.3f}",
-                      f"{s['peak_within_tolerance']:.2f}", f"{s['median_peak_offset']:+.1f}", style="dim")
+        table.add_row(f"(no model) {name}", *cells(b["overall"]), style="dim")
     return table
 
 
