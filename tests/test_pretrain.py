@@ -86,6 +86,19 @@ def test_pretrain_refuses_to_overwrite_and_names_bad_data(tiny_model_dir, tmp_pa
     assert res.exit_code == 2 and "broken.mp4" in res.output
 
 
+def test_pretrain_sets_the_tubelet_of_a_fresh_config_only(tiny_model_dir, tmp_path):
+    res = runner.invoke(app, ["pretrain", "--model", "vit_pico", "--tubelet", "1", "--frames", "4",
+                              "--context-frames", "3", "--size", "32", "--out", str(tmp_path / "r"), "--steps", "2",
+                              "--batch-size", "2", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    model = edge_jepa.load(tmp_path / "r" / "model")
+    assert model.config.encoder.tubelet_size == 1 and model.token_grid() == (4, 2, 2)
+    assert model.surprise_indices()[1].tolist() == list(range(12, 16))  # the last frame is the target
+    res = runner.invoke(app, ["pretrain", "--model", str(tiny_model_dir), "--tubelet", "1", "--out",
+                              str(tmp_path / "r2"), "--steps", "2"])
+    assert res.exit_code == 2 and "tubelets of 2 frames" in res.output and "fresh config" in res.output
+
+
 def test_fit_on_a_video_written_by_the_test(tiny_model_dir, tmp_path):
     scene = render_long_video(5, 8.0, WorldConfig(size=64, fps=10.0))
     video = write_mp4(scene.frames, tmp_path / "scene.mp4", 10.0)

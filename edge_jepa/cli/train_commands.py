@@ -19,8 +19,11 @@ def _progress() -> Progress:
 
 
 def build_model(model: str, *, frames: int | None, size: int | None, fps: float | None,
-                context_frames: int | None, preprocess: str | None, seed: int):
-    """A registered config name (fresh weights) or anything edge_jepa.load takes, with clip overrides."""
+                context_frames: int | None, preprocess: str | None, seed: int, tubelet: int | None = None):
+    """A registered config name (fresh weights) or anything edge_jepa.load takes, with clip overrides.
+
+    `tubelet` (frames per temporal token) changes the weights' shapes, so it applies to fresh configs only.
+    """
     import edge_jepa
     from edge_jepa.models.config import CONFIGS
 
@@ -28,11 +31,16 @@ def build_model(model: str, *, frames: int | None, size: int | None, fps: float 
                                   preprocess=preprocess).items() if v is not None}
     try:
         if model in CONFIGS:
-            cfg = CONFIGS[model].replace(clip=clip) if clip else CONFIGS[model]
+            encoder = {"tubelet_size": tubelet} if tubelet is not None else {}
+            cfg = CONFIGS[model].replace(clip=clip, encoder=encoder) if clip or encoder else CONFIGS[model]
             return edge_jepa.create(cfg, seed=seed), f"fresh {model}"
         loaded = edge_jepa.load(model)
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise fail(str(e)) from None
+    if tubelet is not None and tubelet != loaded.config.encoder.tubelet_size:
+        raise fail(f"--tubelet {tubelet}: {model} has trained weights with tubelets of "
+                   f"{loaded.config.encoder.tubelet_size} frames; a new tubelet size needs a fresh config "
+                   f"(--model {', '.join(CONFIGS)})")
     if clip:
         new = edge_jepa.VJEPA2(loaded.config.replace(clip=clip))
         new.load_state_dict(loaded.state_dict())
@@ -96,6 +104,7 @@ def pretrain(
     size: int = typer.Option(None, help="clip size in px (default: the model's)"),
     fps: float = typer.Option(None, help="model frame rate (default: the model's)"),
     context_frames: int = typer.Option(None, help="context frames of the surprise layout"),
+    tubelet: int = typer.Option(None, help="frames per temporal token, fresh configs only (default: the config's)"),
     preprocess: str = typer.Option(None, help="'resize' (whole view) or 'center_crop' (the release)"),
     checkpoint_every: int = typer.Option(100, help="steps between checkpoints"),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's choice)"),
@@ -107,7 +116,7 @@ def pretrain(
     from edge_jepa.video import VideoError
 
     net, origin = build_model(model, frames=frames, size=size, fps=fps, context_frames=context_frames,
-                              preprocess=preprocess, seed=seed)
+                              preprocess=preprocess, seed=seed, tubelet=tubelet)
     try:
         source = make_source(data, net.config.clip, seed)
     except (VideoError, ValueError) as e:
