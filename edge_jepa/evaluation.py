@@ -130,8 +130,6 @@ def summarize(pairs: list[PairScores], tolerance: int) -> dict:
             "pairs": len(group),
             "auroc": auroc(neg, pos),
             "pairwise": float(np.mean([a > b for a, b in zip(pos, neg, strict=True)])),
-            # A tie (counted as a miss above) is a pair whose peak lies before the violation, where the two
-            # clips are identical: the violation raised no window above the scene's own ordinary peak.
             "pairwise_ties": float(np.mean([a == b for a, b in zip(pos, neg, strict=True)])),
             "peak_within_tolerance": float(np.mean([0 <= o <= tolerance for o in offsets])),
             "median_peak_offset": float(np.median(offsets)),

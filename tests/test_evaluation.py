@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from edge_jepa.cli import app
 from edge_jepa.evaluation import PairScores, auroc, evaluate_surprise, spearman, summarize
 
 
@@ -61,12 +65,6 @@ def test_evaluate_surprise_reports_pixel_baselines(tiny_model):
 
 
 def test_eval_surprise_command_prints_the_table_and_writes_the_report(tiny_model_dir, tmp_path):
-    import json
-
-    from typer.testing import CliRunner
-
-    from edge_jepa.cli import app
-
     out = tmp_path / "eval.json"
     result = CliRunner().invoke(app, ["eval-surprise", str(tiny_model_dir), "--pairs-per-type", "1",
                                       "--json", str(out)], env={"COLUMNS": "200"})
