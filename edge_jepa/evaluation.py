@@ -123,14 +123,14 @@ def summarize(pairs: list[PairScores], tolerance: int) -> dict:
     """AUROC, pairwise accuracy and peak localisation, overall and per violation type."""
 
     def stats(group: list[PairScores]) -> dict:
-        neg = [np.nanmax(p.plausible) for p in group]
-        pos = [np.nanmax(p.violating) for p in group]
+        neg = np.array([np.nanmax(p.plausible) for p in group])
+        pos = np.array([np.nanmax(p.violating) for p in group])
         offsets = [int(np.nanargmax(p.violating)) - p.violation_frame for p in group]
         return {
             "pairs": len(group),
             "auroc": auroc(neg, pos),
-            "pairwise": float(np.mean([a > b for a, b in zip(pos, neg, strict=True)])),
-            "pairwise_ties": float(np.mean([a == b for a, b in zip(pos, neg, strict=True)])),
+            "pairwise": float(np.mean(pos > neg)),
+            "pairwise_ties": float(np.mean(pos == neg)),
             "peak_within_tolerance": float(np.mean([0 <= o <= tolerance for o in offsets])),
             "median_peak_offset": float(np.median(offsets)),
             "mean_surprise_plausible": float(np.mean(neg)),

@@ -32,7 +32,7 @@ def build_model(model: str, *, frames: int | None, size: int | None, fps: float 
     try:
         if model in CONFIGS:
             encoder = {"tubelet_size": tubelet} if tubelet is not None else {}
-            cfg = CONFIGS[model].replace(clip=clip, encoder=encoder) if clip or encoder else CONFIGS[model]
+            cfg = CONFIGS[model].replace(clip=clip, encoder=encoder)
             return edge_jepa.create(cfg, seed=seed), f"fresh {model}"
         loaded = edge_jepa.load(model)
     except (FileNotFoundError, ValueError, KeyError) as e:
