@@ -64,3 +64,33 @@ def test_stream_calibration_counts_every_violation_once(tiny_model_dir, tmp_path
     with pytest.raises(SystemExit, match="too short"):
         _main("stream_calibration")(["--model", str(tiny_model_dir), "--seconds", "10", "--violations", "8",
                                      "--json", str(out)])
+
+
+def test_predictor_vs_copy_labels_tokens_from_the_scene_and_counts_every_one(tiny_model_dir, tmp_path):
+    import json
+
+    import numpy as np
+
+    from edge_jepa.data import SyntheticClip
+
+    spec = importlib.util.spec_from_file_location("pvc", ROOT / "benchmarks" / "predictor_vs_copy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # object 0 crosses the top row and bounces in frame 3; object 1 moves through the bottom-left patch
+    clip = SyntheticClip(np.zeros((4, 32, 32, 3), np.uint8), None, None, 0, 10.0, meta={
+        "size": 32, "tracks_px": [[[5, 5], [8, 5], [12, 5], [20, 5]], [None, None, [5, 25], [6, 26]]],
+        "contacts": [{"frame": 3, "object": 0, "speed": 0.5, "wall": "right"}]})
+    assert module.token_kinds(clip, range(2, 4), (2, 2), 32, "resize").tolist() == [[2, 2], [1, 0]]
+    assert module.token_kinds(clip, range(0, 2), (2, 2), 32, "resize").tolist() == [[1, 0], [0, 0]]  # no contact yet
+    assert module.to_model_px([15.5, 15.5], 32, 32, "center_crop") == pytest.approx((16.0, 16.0))  # centre stays
+    assert module.to_model_px([-0.5, 63.5], 64, 32, "resize") == pytest.approx((0.0, 32.0))
+
+    out = tmp_path / "pvc.json"
+    report = module.main(["--model", str(tiny_model_dir), "--pairs-per-type", "1", "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    windows = report["clips"] * (12 - 4 + 1)  # validation scenes of 2 x 4 + 4 frames, windows of 4
+    assert sum(k["tokens"] for k in report["kinds"].values()) == windows * 4  # one target step of 2 x 2 tokens
+    static, moving = report["kinds"]["static"], report["kinds"]["moving"]
+    assert static["tokens"] > moving["tokens"] > 0
+    assert static["copy_l1"] < moving["copy_l1"]  # background barely changes from step to step; objects do
+    assert static["ratio"] == pytest.approx(static["predictor_l1"] / static["copy_l1"])
