@@ -99,37 +99,6 @@ def test_pretrain_sets_the_tubelet_of_a_fresh_config_only(tiny_model_dir, tmp_pa
     assert res.exit_code == 2 and "tubelets of 2 frames" in res.output and "fresh config" in res.output
 
 
-def test_synthetic_source_puts_a_share_of_contacts_in_the_future_frames():
-    from dataclasses import replace
-
-    from edge_jepa.data import generate_clip
-    from edge_jepa.models.config import ClipConfig
-    from edge_jepa.train.data import SyntheticSource, make_source
-
-    clip = ClipConfig(frames=8, size=32, fps=30.0, context_frames=6, preprocess="resize")
-    plain, half = SyntheticSource(clip, seed=3), make_source("synthetic", clip, 3, contact_in_target=0.5)
-    assert half.target_world == replace(plain.world, contact_window=(6, 7))
-    batch, base = half.batch(2, 4), (3 * 1_000_003 + 2 * 4)
-    for i in range(4):  # the first half of each batch has its contact in the future frames, the rest mid-clip
-        world = half.target_world if i < 2 else plain.world
-        assert np.array_equal(batch[i], generate_clip(base + i, world).frames)
-    assert np.array_equal(plain.batch(2, 4)[2:], batch[2:])
-    assert "50%" in half.describe() and "future" in half.describe()
-    with pytest.raises(ValueError, match="contact_in_target.*1.5"):
-        SyntheticSource(clip, contact_in_target=1.5)
-
-
-def test_pretrain_contact_in_target_option(tmp_path):
-    res = runner.invoke(app, ["pretrain", "--model", "vit_pico", "--size", "32", "--out", str(tmp_path / "r"),
-                              "--steps", "2", "--batch-size", "2", "--threads", "1", "--contact-in-target", "0.5"])
-    assert res.exit_code == 0, res.output
-    card = json.loads((tmp_path / "r" / "model" / "card.json").read_text())
-    assert "future frames of 50%" in card["training"]["data"]
-    res = runner.invoke(app, ["pretrain", "--model", "vit_pico", "--out", str(tmp_path / "r2"), "--steps", "2",
-                              "--contact-in-target", "2"])
-    assert res.exit_code == 2 and "contact_in_target" in res.output
-
-
 def test_fit_on_a_video_written_by_the_test(tiny_model_dir, tmp_path):
     scene = render_long_video(5, 8.0, WorldConfig(size=64, fps=10.0))
     video = write_mp4(scene.frames, tmp_path / "scene.mp4", 10.0)

@@ -109,8 +109,6 @@ def pretrain(
     checkpoint_every: int = typer.Option(100, help="steps between checkpoints"),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's choice)"),
     future_prob: float = typer.Option(0.75, help="share of steps with a future mask (the rest: multi-block)"),
-    contact_in_target: float = typer.Option(
-        0.0, help="share of synthetic clips whose bounce/collision falls in the future frames (the rest: mid-clip)"),
 ) -> None:
     """Self-supervised V-JEPA training on the synthetic world and/or your videos."""
     from edge_jepa.train.data import make_source
@@ -120,7 +118,7 @@ def pretrain(
     net, origin = build_model(model, frames=frames, size=size, fps=fps, context_frames=context_frames,
                               preprocess=preprocess, seed=seed, tubelet=tubelet)
     try:
-        source = make_source(data, net.config.clip, seed, contact_in_target=contact_in_target)
+        source = make_source(data, net.config.clip, seed)
     except (VideoError, ValueError) as e:
         raise fail(str(e)) from None
     cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, max_minutes=minutes,

@@ -116,12 +116,8 @@ class WorldConfig:
             (and the occluder colour and the background); objects differ from each other by 2/3 of it.
         violation_margin: the default violation frame keeps at least this many normal frames before
             it and after it (reduced automatically for very short clips).
-        ensure_contact: resample the scene until it contains a visible bounce or collision inside
-            ``contact_window`` (so that ``pass_through`` always has an event to break).
-        contact_window: inclusive frame range ``(first, last)`` where ``ensure_contact`` wants that event
-            (a contact "at frame f" happens while stepping into f); ``None``: the default violation window.
-            Training sets it to the future frames of its clips so that the predictor learns to anticipate
-            bounces instead of only seeing them in its context.
+        ensure_contact: resample the scene until it contains a visible bounce or collision inside the
+            default violation window (so that ``pass_through`` always has an event to break).
     """
 
     size: int = 128
@@ -143,7 +139,6 @@ class WorldConfig:
     min_contrast: float = 70.0
     violation_margin: int = 4
     ensure_contact: bool = True
-    contact_window: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         _check_int("size", self.size, 32, 4096)
@@ -164,13 +159,6 @@ class WorldConfig:
         _check_interval("offset_range", self.offset_range, -128.0, 128.0)
         _check_float("min_contrast", self.min_contrast, 0.0, 200.0)
         _check_int("violation_margin", self.violation_margin, 1, 100_000)
-        if self.contact_window is not None:
-            ok = isinstance(self.contact_window, tuple | list) and len(self.contact_window) == 2
-            if not ok or not all(isinstance(f, int | np.integer) and not isinstance(f, bool)
-                                 for f in self.contact_window) \
-                    or not 1 <= self.contact_window[0] <= self.contact_window[1] <= self.num_frames - 1:
-                raise ValueError(f"contact_window must be frames (first, last) with 1 <= first <= last <= "
-                                 f"{self.num_frames - 1} (num_frames - 1), got {self.contact_window!r}")
 
 
 @dataclass
@@ -462,11 +450,6 @@ def _default_window(config: WorldConfig) -> tuple[int, int]:
     n = config.num_frames
     margin = max(1, min(config.violation_margin, (n - 1) // 2))
     return margin, max(margin, n - 1 - margin)
-
-
-def _contact_window(config: WorldConfig) -> tuple[int, int]:
-    """Inclusive range of frames in which ``ensure_contact`` wants a visible bounce or collision."""
-    return tuple(config.contact_window) if config.contact_window is not None else _default_window(config)
 
 
 def _sample_occluder(rng: np.random.Generator, config: WorldConfig) -> tuple[str, float, float, float, float]:
@@ -1257,14 +1240,14 @@ def _streams(
 
 def _has_pass_through_event(scene: _Scene, traj: _Trajectory, config: WorldConfig) -> bool:
     ctx = _PlanContext(
-        scene, config, traj, np.random.default_rng(0), _contact_window(config), None, config.num_frames
+        scene, config, traj, np.random.default_rng(0), _default_window(config), None, config.num_frames
     )
     return bool(_pass_through_events(ctx, *ctx.window))
 
 
 def _aim_for_contact(scene: _Scene, config: WorldConfig) -> _Trajectory | None:
     """Fallback for ``ensure_contact``: redirect one object so that it hits a wall mid-window."""
-    lo, hi = _contact_window(config)
+    lo, hi = _default_window(config)
     t = (lo + hi) / 2.0 / config.fps
     g = scene.gravity
     for body in scene.bodies:

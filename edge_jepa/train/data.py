@@ -7,7 +7,7 @@ so a resumed run sees exactly the data it would have seen.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,29 +20,18 @@ from edge_jepa.video import VideoError, list_videos, read_video
 
 @dataclass
 class SyntheticSource:
-    """Synthetic physics clips. Every clip holds a visible bounce or collision (the world's `ensure_contact`):
-    in a `contact_in_target` share of each batch it falls in the clip's future frames (the ones surprise
-    scoring predicts), so the predictor learns to anticipate contacts; elsewhere mid-clip, in the context."""
-
     clip: ClipConfig
     seed: int = 0
-    contact_in_target: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.contact_in_target <= 1.0:
-            raise ValueError(f"contact_in_target is a share of clips in [0, 1], got {self.contact_in_target!r}")
         self.world = WorldConfig(size=self.clip.size, num_frames=self.clip.frames, fps=self.clip.fps)
-        self.target_world = replace(self.world, contact_window=(self.clip.context_frames, self.clip.frames - 1))
 
     def batch(self, step: int, batch_size: int) -> np.ndarray:
         base = (self.seed * 1_000_003 + step * batch_size) % (2**31)
-        in_target = round(batch_size * self.contact_in_target)
-        return np.stack([generate_clip(base + i, self.target_world if i < in_target else self.world).frames
-                         for i in range(batch_size)])
+        return np.stack([generate_clip(base + i, self.world).frames for i in range(batch_size)])
 
     def describe(self) -> str:
-        share = f", contacts in the future frames of {self.contact_in_target:.0%}" if self.contact_in_target else ""
-        return f"synthetic world (seed {self.seed}, {self.world.size}px, {self.world.fps:g} fps{share})"
+        return f"synthetic world (seed {self.seed}, {self.world.size}px, {self.world.fps:g} fps)"
 
 
 class VideoSource:
@@ -106,12 +95,10 @@ class MixedSource:
         return f"{self.synthetic.describe()} + {self.videos.describe()}"
 
 
-def make_source(data: str, clip: ClipConfig, seed: int = 0, *,
-                contact_in_target: float = 0.0) -> SyntheticSource | VideoSource | MixedSource:
-    """'synthetic', a video file or folder, or 'synthetic+PATH' (see SyntheticSource for `contact_in_target`)."""
+def make_source(data: str, clip: ClipConfig, seed: int = 0) -> SyntheticSource | VideoSource | MixedSource:
+    """'synthetic', a video file or folder, or 'synthetic+PATH'."""
     if data == "synthetic":
-        return SyntheticSource(clip, seed, contact_in_target)
+        return SyntheticSource(clip, seed)
     if data.startswith("synthetic+"):
-        return MixedSource(SyntheticSource(clip, seed, contact_in_target),
-                           VideoSource(data.split("+", 1)[1], clip, seed))
+        return MixedSource(SyntheticSource(clip, seed), VideoSource(data.split("+", 1)[1], clip, seed))
     return VideoSource(data, clip, seed)
