@@ -37,7 +37,7 @@ from edge_jepa.data.synthetic import VIOLATIONS, SyntheticClip, eval_set  # noqa
 from edge_jepa.evaluation import world_for  # noqa: E402
 from edge_jepa.io import atomic_file  # noqa: E402
 from edge_jepa.runtime import Runner  # noqa: E402
-from edge_jepa.surprise import frame_to_input  # noqa: E402
+from edge_jepa.surprise import frame_to_input, step_errors  # noqa: E402
 
 VALIDATION_SEED_BASE = 1_500_000_000
 KINDS = ("static", "moving", "contact")
@@ -90,11 +90,11 @@ def measure(model, *, pairs_per_type: int = 4, seed_base: int = VALIDATION_SEED_
             for b in range(0, len(ends), batch):
                 chunk = ends[b : b + batch]
                 out = runner.run(torch.from_numpy(np.stack([x[:, e - c.frames + 1 : e + 1] for e in chunk])))
+                # the predictor's per-token L1 exactly as surprise scoring computes it, per patch
+                pred_err = step_errors(out, runner.target_idx).reshape(len(chunk), gt - ct, gh, gw).mean(1)
                 observed = F.layer_norm(out.window_tokens, out.window_tokens.shape[-1:]).float()
-                observed = observed.reshape(len(chunk), gt, gh, gw, -1)
-                target = observed[:, ct:]  # [B, T'-ct, H', W', D]
-                pred_err = (out.predicted.float().reshape(target.shape) - target).abs().mean(-1).mean(1)  # [B, H', W']
-                copy_err = (observed[:, ct - 1 : ct] - target).abs().mean(-1).mean(1)
+                observed = observed.reshape(len(chunk), gt, gh, gw, -1)  # [B, T', H', W', D]
+                copy_err = (observed[:, ct - 1 : ct] - observed[:, ct:]).abs().mean(-1).mean(1)  # [B, H', W']
                 for e, p_err, c_err in zip(chunk, pred_err.numpy(), copy_err.numpy(), strict=True):
                     kinds = token_kinds(clip, range(e - c.frames + 1 + c.context_frames, e + 1), (gh, gw),
                                         c.size, c.preprocess)
