@@ -58,12 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     from edge_jepa.bench.report import line_reporter, rich_table, write_report
     from edge_jepa.bench.run import BenchOptions, run_bench
     from edge_jepa.bench.targets import find, matmul_fraction, speedup, verdicts_markdown
+    from edge_jepa.checkpoints import load
     from edge_jepa.cli.export_commands import _quiet_toolkits
-    from edge_jepa.models.config import CONFIGS, STREAM_CLIP
+    from edge_jepa.models.config import STREAM_CLIP
 
     teachers = [t for t in args.teachers.split(",") if t]
     students = [s for s in args.students.split(",") if s]
-    default_clip = CONFIGS["vit_pico"].clip  # the embedded default model is a vit_pico at its own clip
+    default_clip = load("default").config.clip  # teachers are timed on the embedded default model's window
     reporter = line_reporter()
     rows = []
 
