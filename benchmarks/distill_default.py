@@ -1,5 +1,5 @@
-"""Distil the embedded default model (vit_pico, trained by `edge-jepa pretrain`) into vit_nano (< 1/10 of its
-parameters) on the synthetic world, within a time budget, and check the targets:
+"""Distil the embedded default model (trained by `edge-jepa pretrain`) into vit_nano (< 1/10 of its parameters)
+on the synthetic world, within a time budget, and check the targets:
 
     student AUROC >= 0.95 x teacher AUROC (held-out violation pairs)   token cosine >= 0.9
 
@@ -26,6 +26,7 @@ from rich.console import Console
 import edge_jepa
 from edge_jepa.distill import DistillConfig, Distiller, LossWeights, plan
 from edge_jepa.distill.report import table
+from edge_jepa.io import atomic_file
 from edge_jepa.train.data import SyntheticSource
 
 TARGET_AUROC_RATIO = 0.95
@@ -74,7 +75,7 @@ def main() -> None:
     assert rep is not None
     console.print(table(rep))
     summary = {
-        "teacher": "default (vit_pico, edge-jepa pretrain)",
+        "teacher": f"default ({teacher.config.name}, edge-jepa pretrain)",
         "student": args.student,
         "steps": result.steps_done,
         "stopped_by_time_budget": result.stopped_early,
@@ -101,7 +102,8 @@ def main() -> None:
     text = json.dumps(summary, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
+        with atomic_file(args.json) as tmp:
+            tmp.write_text(text)
     console.print_json(json.dumps({k: v for k, v in summary.items() if k not in ("report", "config")}))
 
 
