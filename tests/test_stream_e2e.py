@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,11 +86,12 @@ def test_a_plausible_scene_gives_no_events_after_calibration(model, tmp_path):
 
 def test_an_open_event_is_closed_and_logged_at_shutdown(model, tmp_path):
     """The picture turns to static for good: the event is still open when watch stops, and is logged."""
-    scene = render_long_video(1, 6.0, WorldConfig(size=96, fps=10.0)).frames
-    static = np.random.default_rng(0).integers(0, 256, (60, 96, 96, 3), dtype=np.uint8)
+    fps = model.config.clip.fps  # a source at the model's own rate (a slower one repeats frames: see below)
+    scene = render_long_video(1, 6.0, WorldConfig(size=96, fps=fps)).frames
+    static = np.random.default_rng(0).integers(0, 256, (round(6 * fps), 96, 96, 3), dtype=np.uint8)
     frames = np.concatenate([scene, static])
     logged = []
-    summary = watch(ArraySource(frames, fps=10.0, realtime=False), model=model, out=tmp_path,
+    summary = watch(ArraySource(frames, fps=fps, realtime=False), model=model, out=tmp_path,
                     detector=EventDetector(warmup_s=3.0), max_seconds=8.0, on_event=logged.append)
     (ev,) = summary.events
     assert ev.closed_by == "shutdown" and 5.9 <= ev.start_s <= 6.5 and summary.interrupted
@@ -137,3 +139,15 @@ def test_example_app_runs_without_a_window(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "scores/s" in res.stdout and (tmp_path / "events.jsonl").exists()
+
+
+def test_a_source_slower_than_the_model_is_warned_about(model, tmp_path):
+    """A 10 fps source fills the model's 30 fps windows with repeated frames: watch says so (and still runs)."""
+    frames = render_long_video(1, 2.0, WorldConfig(size=64, fps=10.0)).frames
+    with pytest.warns(RuntimeWarning, match=r"delivers 10 fps but the model works at 30 fps.*stop-and-go"):
+        summary = watch(ArraySource(frames, fps=10.0, realtime=False), model=model, out=tmp_path, clips=False)
+    assert summary.stats.windows_scored > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at the model's rate: no warning
+        watch(ArraySource(np.repeat(frames, 3, axis=0), fps=30.0, realtime=False), model=model,
+              out=tmp_path / "native", clips=False)

@@ -19,6 +19,7 @@ import datetime as dt
 import math
 import threading
 import time
+import warnings
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -33,6 +34,8 @@ from edge_jepa.stream.events import DetectorStep, Event, EventDetector
 from edge_jepa.stream.ring import EPS, CapturedFrame, FrameRing
 from edge_jepa.stream.sources import Source, SourceError
 from edge_jepa.surprise import SurpriseResult, SurpriseScorer, frame_to_input
+
+SLOW_SOURCE_SHARE = 0.9  # a source announcing fewer than this share of the model's fps gets a warning
 
 
 @dataclass
@@ -143,6 +146,12 @@ class StreamLoop:
         self.frames_per_window = self.scorer.frames_per_window
         self.span_s = (self.frames_per_window - 1) / self.fps
         nominal = source.nominal_fps
+        if nominal and nominal < SLOW_SOURCE_SHARE * self.fps:
+            warnings.warn(
+                f"{source.name}: the source delivers {nominal:g} fps but the model works at {self.fps:g} fps, so its "
+                f"windows repeat frames, which the model sees as stop-and-go motion: expect false events. Use a "
+                f"source at >= {self.fps:g} fps, or a model trained at the source's rate (edge-jepa pretrain --fps)",
+                RuntimeWarning, stacklevel=2)
         # a slow source (an image folder at 0.5 fps) has long gaps by nature: only longer ones split segments
         self.max_gap_s = max(max_gap_s, 2.5 / nominal) if nominal else max_gap_s
         self.keep_trace = keep_trace
