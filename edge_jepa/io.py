@@ -61,9 +61,10 @@ def _umask() -> int:
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                      metadata: dict[str, str] | None = None) -> Path:
-    """safetensors.save_file, atomically."""
+    """safetensors.save_file, atomically (with the permissions of a normally created file)."""
     with atomic_file(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o666 & ~_umask())  # save_file recreates the temp file with mkstemp's 0600
     return Path(path)
 
 

@@ -75,3 +75,17 @@ def test_model_clip_layout_is_in_saved_config(tiny_model_dir, video):
     model = edge_jepa.load(tiny_model_dir)
     assert model.config.clip.frames == 4 and model.config.clip.context_frames == 2
     assert np.allclose(surprise_scores(tiny_model_dir, video)[3:], surprise_scores(model, video)[3:])
+
+
+def test_saved_model_files_get_normal_permissions(tiny_model, tmp_path):
+    """Atomic writes go through mkstemp (0600); the saved model must be readable like any created file."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        tiny_model.save(tmp_path / "m")
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "edge_jepa.json"):
+        assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o644, name
