@@ -32,14 +32,6 @@ def tiny_model_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_t1_model_dir(tmp_path_factory):
-    """A tiny teacher with one-frame tubelets like the embedded default, so that vit_nano (its student) fits it."""
-    path = tmp_path_factory.mktemp("models") / "tiny_t1"
-    edge_jepa.create(TINY.replace(name="test-tiny-t1", encoder={"tubelet_size": 1}), seed=0).save(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def one_inference_thread():
     """Torch on one thread: the test machines share 2 cores with other jobs, where 2 threads spin and stall."""

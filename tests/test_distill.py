@@ -101,16 +101,16 @@ def test_incompatible_patch_or_tubelet_is_a_clear_error(tmp_path, tiny_model_dir
         plan(TINY, STUDENT.replace(clip=dict(size=64)), teacher_size=32)
 
 
-def test_video_folder_without_clips_is_a_clear_error(tmp_path, tiny_t1_model_dir):
+def test_video_folder_without_clips_is_a_clear_error(tmp_path, tiny_model_dir):
     videos = tmp_path / "videos"
     videos.mkdir()
     (videos / "notes.txt").write_text("not a video")
-    res = runner.invoke(app, ["distill", "--teacher", str(tiny_t1_model_dir), "--out", str(tmp_path / "r"),
+    res = runner.invoke(app, ["distill", "--teacher", str(tiny_model_dir), "--out", str(tmp_path / "r"),
                               "--data", str(videos), "--steps", "2"])
     assert res.exit_code == 2 and "no video files" in res.output
     short = render_long_video(1, 0.5, WorldConfig(size=32, fps=10.0)).frames[:2]  # 2 frames: shorter than a clip
     write_mp4(short, videos / "short.mp4", 10.0)
-    res = runner.invoke(app, ["distill", "--teacher", str(tiny_t1_model_dir), "--out", str(tmp_path / "r"),
+    res = runner.invoke(app, ["distill", "--teacher", str(tiny_model_dir), "--out", str(tmp_path / "r"),
                               "--data", str(videos), "--steps", "2"])
     assert res.exit_code == 2 and "no video yields a clip of 8 frames" in res.output  # vit_nano's clip
 

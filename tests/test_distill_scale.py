@@ -37,11 +37,11 @@ def _log(out: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_torchrun_two_ranks_end_with_identical_weights_on_different_data(tiny_t1_model_dir, tmp_path):
+def test_torchrun_two_ranks_end_with_identical_weights_on_different_data(tiny_model_dir, tmp_path):
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--nproc_per_node", "2", "--standalone", "-m", "edge_jepa.distill",
-           *_flags(tiny_t1_model_dir, out, 6, ("--cache-teacher", "--cache-batches", "8"))]
+           *_flags(tiny_model_dir, out, 6, ("--cache-teacher", "--cache-batches", "8"))]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "2 processes (gloo)" in res.stdout
@@ -58,12 +58,12 @@ def test_torchrun_two_ranks_end_with_identical_weights_on_different_data(tiny_t1
     assert json.loads((out / "student" / "card.json").read_text())["distillation"]["processes"] == 2
 
 
-def test_kill_9_and_resume_matches_an_uninterrupted_run(tiny_t1_model_dir, tmp_path):
+def test_kill_9_and_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
     straight = tmp_path / "straight"
-    subprocess.run(_cli(tiny_t1_model_dir, straight, 40), check=True, capture_output=True, timeout=300, env=ENV)
+    subprocess.run(_cli(tiny_model_dir, straight, 40), check=True, capture_output=True, timeout=300, env=ENV)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(tiny_t1_model_dir, killed, 40), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(_cli(tiny_model_dir, killed, 40), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=ENV)
     deadline = time.time() + 180
     while time.time() < deadline:  # a checkpoint at step >= 10 exists and the run went past it: kill -9
@@ -75,7 +75,7 @@ def test_kill_9_and_resume_matches_an_uninterrupted_run(tiny_t1_model_dir, tmp_p
     assert not (killed / "student").exists(), "the run finished before it could be killed"
     ckpt = torch.load(killed / "checkpoint.pt", weights_only=True)
     assert 10 <= ckpt["step"] < 40
-    subprocess.run(_cli(tiny_t1_model_dir, killed, 40, ("--resume",)), check=True, capture_output=True, timeout=300,
+    subprocess.run(_cli(tiny_model_dir, killed, 40, ("--resume",)), check=True, capture_output=True, timeout=300,
                    env=ENV)
 
     a, b = edge_jepa.load(straight / "student"), edge_jepa.load(killed / "student")
@@ -89,9 +89,9 @@ def test_kill_9_and_resume_matches_an_uninterrupted_run(tiny_t1_model_dir, tmp_p
 
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")
-def test_sigterm_checkpoints_and_exits(tiny_t1_model_dir, tmp_path):
+def test_sigterm_checkpoints_and_exits(tiny_model_dir, tmp_path):
     out = tmp_path / "term"
-    proc = subprocess.Popen(_cli(tiny_t1_model_dir, out, 100000), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_cli(tiny_model_dir, out, 100000), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.time() + 120
     while time.time() < deadline and not _log(out):

@@ -117,3 +117,17 @@ def test_preprocess_release_transform():
 def test_preprocess_rejects_bad_frames(frames, match):
     with pytest.raises(ValueError, match=match):
         edge_jepa.preprocess(frames, 32)
+
+
+def test_vit_pico_t1_predicts_the_last_frame_of_its_window():
+    """One-frame tubelets: 8 token steps per 8-frame window; the surprise target is the 8th frame's 4x4 tokens."""
+    model = edge_jepa.create("vit_pico_t1").eval()
+    assert model.token_grid() == (8, 4, 4)
+    ctx, tgt = model.surprise_indices()
+    assert len(ctx) == 112 and tgt.tolist() == list(range(112, 128))
+    pico = edge_jepa.create(CONFIGS["vit_pico"])
+    assert model.flops().total < 1.3 * pico.flops().total and model.num_params() < pico.num_params() / 1.9
+    with torch.inference_mode():
+        context = model.encoder(torch.randn(1, 3, 7, 64, 64))  # the 7 context frames alone
+        pred = model.predictor(context, ctx[None], tgt[None])
+    assert context.shape == (1, 112, 96) and pred.shape == (1, 16, 96)
