@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 from edge_jepa.data.synthetic import VIOLATIONS, SyntheticClip, eval_set  # noqa: E402
 from edge_jepa.evaluation import world_for  # noqa: E402
 from edge_jepa.io import atomic_file  # noqa: E402
+from edge_jepa.preprocess import crop_geometry  # noqa: E402
 from edge_jepa.runtime import Runner  # noqa: E402
 from edge_jepa.surprise import frame_to_input, step_errors  # noqa: E402
 
@@ -50,9 +51,8 @@ def to_model_px(xy: list[float], scene_size: int, size: int, mode: str) -> tuple
     if mode == "resize":
         s = size / scene_size
         return x * s, y * s
-    side = size * 256 / 224  # center_crop: short side to size * 256 / 224, then the central size x size
-    s, offset = side / scene_size, (side - size) / 2
-    return x * s - offset, y * s - offset
+    nh, nw, top, left = crop_geometry(scene_size, scene_size, size)  # center_crop, as the model's preprocessing
+    return x * nw / scene_size - left, y * nh / scene_size - top
 
 
 def token_kinds(clip: SyntheticClip, target_frames: range, grid_hw: tuple[int, int], size: int,

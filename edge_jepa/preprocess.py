@@ -40,15 +40,19 @@ def check_frames(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     return arr
 
 
+def crop_geometry(h: int, w: int, size: int) -> tuple[int, int, int, int]:
+    """The release's transform for an h x w frame: (resized height, resized width, top, left) of the crop."""
+    scale = int(size * 256 / 224) / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    return nh, nw, (nh - size) // 2, (nw - size) // 2
+
+
 def resize_crop(frame: np.ndarray, size: int) -> np.ndarray:
     """One uint8 [H, W, 3] frame -> [size, size, 3]: short side to int(size * 256 / 224), center crop."""
     h, w = frame.shape[:2]
-    short = int(size * 256 / 224)
-    scale = short / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    nh, nw, top, left = crop_geometry(h, w, size)
+    interp = cv2.INTER_AREA if int(size * 256 / 224) < min(h, w) else cv2.INTER_LINEAR
     frame = cv2.resize(frame, (nw, nh), interpolation=interp)
-    top, left = (nh - size) // 2, (nw - size) // 2
     return frame[top : top + size, left : left + size]
 
 

@@ -12,11 +12,15 @@ from edge_jepa.bench.schema import load_rows
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _main(name: str):
+def _module(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
+
+
+def _main(name: str):
+    return _module(name).main
 
 
 @pytest.mark.slow
@@ -43,10 +47,9 @@ def test_bench_geometries_on_a_stand_in_teacher(tiny_model_dir, tmp_path):
     rows = load_rows(out)
     import edge_jepa
 
-    clip = edge_jepa.load("default").config.clip  # the stand-in teacher is timed on the default model's window
-    assert [(r.model, r.frames, r.size) for r in rows] == [("test-tiny", clip.frames, clip.size),
-                                                          (edge_jepa.load("default").config.name, clip.frames,
-                                                           clip.size)]
+    default = edge_jepa.load("default").config  # the stand-in teacher is timed on the default model's window
+    frames, size = default.clip.frames, default.clip.size
+    assert [(r.model, r.frames, r.size) for r in rows] == [("test-tiny", frames, size), (default.name, frames, size)]
     assert rows[1].cosine == pytest.approx(1.0) and rows[1].auroc is not None
     text = md.read_text()
     assert "- default int8 .pte >= 200x faster than ViT-L fp32 eager on the same stream window: not measured" in text
@@ -78,9 +81,7 @@ def test_predictor_vs_copy_labels_tokens_from_the_scene_and_counts_every_one(tin
 
     from edge_jepa.data import SyntheticClip
 
-    spec = importlib.util.spec_from_file_location("pvc", ROOT / "benchmarks" / "predictor_vs_copy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _module("predictor_vs_copy")
     # object 0 crosses the top row and bounces in frame 3; object 1 moves through the bottom-left patch
     clip = SyntheticClip(np.zeros((4, 32, 32, 3), np.uint8), None, None, 0, 10.0, meta={
         "size": 32, "tracks_px": [[[5, 5], [8, 5], [12, 5], [20, 5]], [None, None, [5, 25], [6, 26]]],
