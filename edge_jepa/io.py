@@ -15,15 +15,18 @@ from safetensors.torch import save_file
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success fsync and rename it to `path`, else delete it."""
+    """Yield a temp path beside `path`; on success fsync and rename it to `path`, else delete it.
+
+    The file gets normal permissions (0666 minus the umask) when it is committed, not when the temp is made:
+    mkstemp creates 0600, and writers such as safetensors' save_file recreate the temp file themselves."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
@@ -61,10 +64,9 @@ def _umask() -> int:
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                      metadata: dict[str, str] | None = None) -> Path:
-    """safetensors.save_file, atomically (with the permissions of a normally created file)."""
+    """safetensors.save_file, atomically."""
     with atomic_file(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        os.chmod(tmp, 0o666 & ~_umask())  # save_file recreates the temp file with mkstemp's 0600
     return Path(path)
 
 

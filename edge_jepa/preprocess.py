@@ -51,7 +51,7 @@ def resize_crop(frame: np.ndarray, size: int) -> np.ndarray:
     """One uint8 [H, W, 3] frame -> [size, size, 3]: short side to int(size * 256 / 224), center crop."""
     h, w = frame.shape[:2]
     nh, nw, top, left = crop_geometry(h, w, size)
-    interp = cv2.INTER_AREA if int(size * 256 / 224) < min(h, w) else cv2.INTER_LINEAR
+    interp = cv2.INTER_AREA if min(nh, nw) < min(h, w) else cv2.INTER_LINEAR  # min(nh, nw) is the short side
     frame = cv2.resize(frame, (nw, nh), interpolation=interp)
     return frame[top : top + size, left : left + size]
 

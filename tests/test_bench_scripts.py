@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import edge_jepa
 from edge_jepa.bench.schema import load_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +46,6 @@ def test_bench_geometries_on_a_stand_in_teacher(tiny_model_dir, tmp_path):
                                       "--parts", "step,encode_window", "--json", str(out),
                                       "--markdown", str(md)]) == 0
     rows = load_rows(out)
-    import edge_jepa
-
     default = edge_jepa.load("default").config  # the stand-in teacher is timed on the default model's window
     frames, size = default.clip.frames, default.clip.size
     assert [(r.model, r.frames, r.size) for r in rows] == [("test-tiny", frames, size), (default.name, frames, size)]

@@ -33,7 +33,8 @@ def test_demo_command_on_the_default_model(tmp_path, monkeypatch):
     res = runner.invoke(app, ["demo"])
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "edge-jepa-demo" / "summary.json").read_text())
-    assert report["model"] == edge_jepa.load("default").config.name and len(report["violations"]) == 5
+    default = edge_jepa.load("default").config
+    assert report["model"] == default.name and len(report["violations"]) == 5
     n, _ = count_frames(tmp_path / "edge-jepa-demo" / "demo.mp4")
-    fps = edge_jepa.load("default").config.clip.fps  # the scene is rendered at the model's frame rate
+    fps = default.clip.fps  # the scene is rendered at the model's frame rate
     assert report["fps"] == fps and n == report["frames"] == round(30.0 * fps)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -79,9 +82,6 @@ def test_model_clip_layout_is_in_saved_config(tiny_model_dir, video):
 
 def test_saved_model_files_get_normal_permissions(tiny_model, tmp_path):
     """Atomic writes go through mkstemp (0600); the saved model must be readable like any created file."""
-    import os
-    import stat
-
     old = os.umask(0o022)
     try:
         tiny_model.save(tmp_path / "m")
