@@ -159,3 +159,16 @@ def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tiny_model,
     assert state["step"] == 1 == good["step"]
     assert all(torch.equal(state["model"][k], v) for k, v in good["model"].items())
     assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]  # no temp file left behind
+
+
+def test_progress_follows_the_time_budget_when_it_ends_the_run_first():
+    """`fit --minutes 5` caps steps at 100,000: its bar must follow the clock, not the unreachable cap."""
+    from edge_jepa.cli.train_commands import _share_done
+    from edge_jepa.train.pretrain import PretrainConfig
+
+    steps_only = PretrainConfig(steps=200)
+    assert _share_done(50, 600.0, steps_only) == 0.25
+    budget = PretrainConfig(steps=100_000, max_minutes=5.0)
+    assert _share_done(120, 150.0, budget) == 0.5  # half the time spent, a sliver of the step cap
+    assert _share_done(90_000, 30.0, budget) == 0.9  # steps run out first
+    assert _share_done(120, 400.0, budget) == 1.0

@@ -150,4 +150,20 @@ def test_a_source_slower_than_the_model_is_warned_about(model, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # at the model's rate: no warning
         watch(ArraySource(np.repeat(frames, 3, axis=0), fps=30.0, realtime=False), model=model,
-              out=tmp_path / "native", clips=False)
+              out=tmp_path / "native", clips=False, detector=EventDetector(warmup_s=1.0))
+
+
+def test_a_source_too_short_to_judge_is_warned_about(model, tmp_path):
+    """A video shorter than one window scores nothing, one shorter than the calibration can raise no event:
+    watch says which (and still writes its outputs); a long enough one gets no such warning."""
+    frames = render_long_video(2, 2.0, WorldConfig(size=64, fps=30.0)).frames  # 60 frames at the model's 30 fps
+    with pytest.warns(RuntimeWarning, match=r"ended after 3 frame\(s\).*before one window.*nothing was scored"):
+        summary = watch(ArraySource(frames[:3], fps=30.0, realtime=False), model=model, out=tmp_path / "a")
+    assert summary.stats.windows_scored == 0 and (tmp_path / "a" / "summary.json").exists()
+    with pytest.warns(RuntimeWarning, match=r"ended after 2\.0 s, inside the detector's 5 s calibration"):
+        summary = watch(ArraySource(frames, fps=30.0, realtime=False), model=model, out=tmp_path / "b", clips=False)
+    assert summary.stats.windows_scored > 0 and not summary.events
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        watch(ArraySource(frames, fps=30.0, realtime=False), model=model, out=tmp_path / "c", clips=False,
+              detector=EventDetector(warmup_s=1.0))

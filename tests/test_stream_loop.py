@@ -177,6 +177,9 @@ def test_watch_command(model, video, tmp_path):
     assert res.exit_code == 0, res.output
     assert "windows scored / dropped" in res.output and f"{30 - unscored(model)} / 0" in res.output
     assert json.loads((out / "summary.json").read_text())["calibration"]["k"] == 8.0
+    # a 1 s video ends inside the 5 s calibration: said on one plain line, not as a Python warning
+    assert "warning: " in res.output and "inside the detector's 5 s calibration" in res.output
+    assert "RuntimeWarning" not in res.output
     bad = runner.invoke(app, ["watch", str(tmp_path / "nope.mp4"), "--model", str(model_dir), "--headless"])
     assert bad.exit_code == 2 and "no such file or folder" in bad.output
     bad = runner.invoke(app, ["watch", str(video), "--model", str(model_dir), "--headless", "--k", "1",

@@ -7,15 +7,24 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from edge_jepa.cli.app import app, console, fail
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("step {task.fields[step]}/{task.fields[steps]}"),
                     TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TextColumn("ETA"),
                     TimeRemainingColumn(), console=console)
+
+
+def _share_done(step: int, seconds: float, cfg) -> float:
+    """How much of the run is done: of its steps, or of its time budget when that ends it sooner."""
+    share = step / cfg.steps
+    if cfg.max_minutes:
+        share = max(share, seconds / (cfg.max_minutes * 60))
+    return min(1.0, share)
 
 
 def build_model(model: str, *, frames: int | None, size: int | None, fps: float | None,
@@ -60,12 +69,14 @@ def run_training(model, source, out: Path, cfg, *, resume: bool, data_desc: str,
         console.print(f"resuming {out / CHECKPOINT} at step {trainer.step}/{cfg.steps}")
     console.print(f"training {model.config.name} ({model.num_params() / 1e6:.2f} M params) on {data_desc}")
     with _progress() as progress:
-        task = progress.add_task("pretrain", total=cfg.steps, completed=trainer.step, loss=float("nan"))
+        budget = f" ({cfg.max_minutes:g} min budget)" if cfg.max_minutes else ""
+        task = progress.add_task("pretrain" + budget, total=1.0, loss=float("nan"), step=trainer.step,
+                                 steps=cfg.steps, completed=_share_done(trainer.step, trainer.seconds, cfg))
         ema = {"loss": None}
 
         def on_step(step: int, loss: float) -> None:
             ema["loss"] = loss if ema["loss"] is None else 0.95 * ema["loss"] + 0.05 * loss
-            progress.update(task, completed=step, loss=ema["loss"])
+            progress.update(task, completed=_share_done(step, trainer.seconds, cfg), loss=ema["loss"], step=step)
 
         try:
             result = trainer.run(on_step)

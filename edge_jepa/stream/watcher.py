@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,8 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
         if display is not None:
             display.close()
     outputs = _finish_outputs(loop, out_dir, video, recorder, headless, src)
+    if not interrupted and failure is None:
+        _warn_if_too_short(loop, str(src.name))
     summary = WatchSummary(src.name, runner.config.name, f"{runner.backend}/{runner.precision}", loop.realtime,
                            headless, loop.stats(), list(detector.events), _calibration(detector), outputs,
                            interrupted)
@@ -161,6 +164,21 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
     if failure is not None:
         raise failure
     return summary
+
+
+def _warn_if_too_short(loop: StreamLoop, name: str) -> None:
+    """A source that ended before one window, or inside the detector's calibration, could not be judged."""
+    stats, det = loop.stats(), loop.detector
+    if stats.windows_scored == 0:
+        window = f"{loop.frames_per_window} frames at {loop.fps:g} fps, {loop.frames_per_window / loop.fps:.2f} s"
+        warnings.warn(
+            f"{name}: the source ended after {stats.frames_captured} frame(s) ({stats.source_s:.2f} s), before one "
+            f"window of the model ({window}): nothing was scored. Use a longer video", RuntimeWarning, stacklevel=3)
+    elif np.isnan(det.threshold):
+        warnings.warn(
+            f"{name}: the source ended after {stats.source_s:.1f} s, inside the detector's {det.warmup_s:g} s "
+            "calibration: surprise was scored but no event could be detected. Use a longer video or a shorter "
+            "--warmup", RuntimeWarning, stacklevel=3)
 
 
 def source_for(source: str | int | os.PathLike | np.ndarray | Source, runner: Runner, *, headless: bool,
