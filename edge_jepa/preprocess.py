@@ -27,14 +27,16 @@ def check_frames(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
             raise ValueError(f"frames differ in shape: frame 0 is {first}, frame {bad} is {np.shape(frames[bad])}")
         arr = np.stack(frames)
     if arr.ndim == 3 or (arr.ndim == 4 and arr.shape[-1] == 1):
+        to_rgb = "np.repeat(frames[..., None], 3, -1)" if arr.ndim == 3 else "np.repeat(frames, 3, -1)"
         raise ValueError(
             f"frames of shape {arr.shape} look grey-scale; edge-jepa needs RGB [T, H, W, 3] "
-            "(convert with np.repeat(frames[..., None], 3, -1) or cv2.cvtColor(f, cv2.COLOR_GRAY2RGB))"
+            f"(convert with {to_rgb} or cv2.cvtColor(f, cv2.COLOR_GRAY2RGB))"
         )
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise ValueError(f"frames must be RGB [T, H, W, 3], got shape {arr.shape}")
     if arr.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 RGB (0..255), got dtype {arr.dtype}")
+        hint = " (floats in 0..1: (frames * 255).round().astype(np.uint8))" if arr.dtype.kind == "f" else ""
+        raise ValueError(f"frames must be uint8 RGB (0..255), got dtype {arr.dtype}{hint}")
     if arr.shape[0] == 0 or arr.shape[1] < 2 or arr.shape[2] < 2:
         raise ValueError(f"frames of shape {arr.shape} are empty or too small")
     return arr

@@ -59,9 +59,11 @@ def test_runner_contract_and_shape_errors(tiny_model):
 
 
 def test_bad_frames_are_named(tiny_model, video):
-    with pytest.raises(ValueError, match="grey-scale"):
+    with pytest.raises(ValueError, match=r"grey-scale.*np\.repeat\(frames\[\.\.\., None\], 3, -1\)"):
         surprise_scores(tiny_model, video[..., 0])
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(ValueError, match=r"grey-scale.*np\.repeat\(frames, 3, -1\)"):  # [T, H, W, 1]
+        surprise_scores(tiny_model, video[..., :1])
+    with pytest.raises(ValueError, match=r"uint8.*floats in 0\.\.1"):
         surprise_scores(tiny_model, video.astype(np.float32))
     with pytest.raises(ValueError, match="grey-scale"):
         SurpriseScorer(tiny_model).push(video[0, :, :, 0])
