@@ -90,11 +90,13 @@ def test_an_open_event_is_closed_and_logged_at_shutdown(model, tmp_path):
     scene = render_long_video(1, 6.0, WorldConfig(size=96, fps=fps)).frames
     static = np.random.default_rng(0).integers(0, 256, (round(6 * fps), 96, 96, 3), dtype=np.uint8)
     frames = np.concatenate([scene, static])
-    logged = []
+    logged, times = [], []
     summary = watch(ArraySource(frames, fps=fps, realtime=False), model=model, out=tmp_path,
-                    detector=EventDetector(warmup_s=3.0), max_seconds=8.0, on_event=logged.append)
+                    detector=EventDetector(warmup_s=3.0), max_seconds=8.0, on_event=logged.append,
+                    on_update=lambda update, image: times.append(update.t))
     (ev,) = summary.events
     assert ev.closed_by == "shutdown" and 5.9 <= ev.start_s <= 6.5 and summary.interrupted
+    assert 8.0 - 1e-6 <= max(times) < 8.0 + 1 / fps  # max_seconds counts from the source's first frame (t = 0)
     (record,) = EventLog.read(tmp_path / "events.jsonl")
     assert record["id"] == ev.id == logged[0].id and record["clip"] == "clips/event_0001.mp4"
     assert (tmp_path / "clips" / "event_0001.mp4").exists()
