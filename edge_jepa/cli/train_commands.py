@@ -5,11 +5,15 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from edge_jepa.cli.app import app, console, fail
+
+if TYPE_CHECKING:
+    from edge_jepa.train.pretrain import PretrainConfig
 
 
 def _progress() -> Progress:
@@ -19,7 +23,7 @@ def _progress() -> Progress:
                     TimeRemainingColumn(), console=console)
 
 
-def _share_done(step: int, seconds: float, cfg) -> float:
+def _share_done(step: int, seconds: float, cfg: PretrainConfig) -> float:
     """How much of the run is done: of its steps, or of its time budget when that ends it sooner."""
     share = step / cfg.steps
     if cfg.max_minutes:

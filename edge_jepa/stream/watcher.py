@@ -23,7 +23,7 @@ import numpy as np
 from edge_jepa.io import atomic_file
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import Runner
-from edge_jepa.stream.events import Event, EventDetector, EventLog
+from edge_jepa.stream.events import CALIBRATING, Event, EventDetector, EventLog
 from edge_jepa.stream.loop import StreamLoop, StreamStats, StreamUpdate
 from edge_jepa.stream.render import ClipRecorder, Renderer, clip_name
 from edge_jepa.stream.sources import Source, open_source
@@ -151,11 +151,11 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
         if display is not None:
             display.close()
     outputs = _finish_outputs(loop, out_dir, video, recorder, headless, src)
-    if not interrupted and failure is None:
-        _warn_if_too_short(loop, str(src.name))
     summary = WatchSummary(src.name, runner.config.name, f"{runner.backend}/{runner.precision}", loop.realtime,
                            headless, loop.stats(), list(detector.events), _calibration(detector), outputs,
                            interrupted)
+    if not interrupted and failure is None:
+        _warn_if_too_short(summary.stats, loop, str(src.name))
     if out_dir is not None:
         summary.outputs["summary"] = str(out_dir / "summary.json")
         with atomic_file(out_dir / "summary.json") as tmp:
@@ -166,15 +166,15 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
     return summary
 
 
-def _warn_if_too_short(loop: StreamLoop, name: str) -> None:
+def _warn_if_too_short(stats: StreamStats, loop: StreamLoop, name: str) -> None:
     """A source that ended before one window, or inside the detector's calibration, could not be judged."""
-    stats, det = loop.stats(), loop.detector
+    det = loop.detector
     if stats.windows_scored == 0:
         window = f"{loop.frames_per_window} frames at {loop.fps:g} fps, {loop.frames_per_window / loop.fps:.2f} s"
         warnings.warn(
             f"{name}: the source ended after {stats.frames_captured} frame(s) ({stats.source_s:.2f} s), before one "
             f"window of the model ({window}): nothing was scored. Use a longer video", RuntimeWarning, stacklevel=3)
-    elif np.isnan(det.threshold):
+    elif det.state == CALIBRATING:
         warnings.warn(
             f"{name}: the source ended after {stats.source_s:.1f} s, inside the detector's {det.warmup_s:g} s "
             "calibration: surprise was scored but no event could be detected. Use a longer video or a shorter "
