@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     from edge_jepa.bench.report import line_reporter, rich_table, write_report
     from edge_jepa.bench.run import BenchOptions, run_bench
     from edge_jepa.bench.targets import find, matmul_fraction, no_slower, verdicts_markdown
-    from edge_jepa.cli.export_commands import _quiet_toolkits
+    from edge_jepa.toolkits import quiet_toolkits
 
     options = BenchOptions(formats=args.formats, precisions=args.quant, frames=args.frames, size=args.size,
                            threads=args.threads, runs=args.runs, warmup=args.warmup, auroc_pairs=args.auroc_pairs,
                            bundles_dir=args.bundles_dir, cell_timeout_s=args.cell_timeout)
-    with _quiet_toolkits():
+    with quiet_toolkits():
         rows = run_bench([args.model], options, line_reporter())
     verdicts = [
         no_slower("int8 .pte no slower than onnxruntime int8", find(rows, format="executorch", precision="int8"),

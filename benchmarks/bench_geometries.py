@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     from edge_jepa.bench.run import BenchOptions, run_bench
     from edge_jepa.bench.targets import find, matmul_fraction, speedup, verdicts_markdown
     from edge_jepa.checkpoints import load
-    from edge_jepa.cli.export_commands import _quiet_toolkits
     from edge_jepa.models.config import STREAM_CLIP
+    from edge_jepa.toolkits import quiet_toolkits
 
     teachers = [t for t in args.teachers.split(",") if t]
     students = [s for s in args.students.split(",") if s]
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     geometry = {"fidelity_clips": 0, "auroc_pairs": 0}
     stream_parts = tuple(args.parts.split(","))
-    with _quiet_toolkits():
+    with quiet_toolkits():
         if args.clip in ("release", "both"):
             release = [t for t in (args.release_teachers or args.teachers).split(",") if t]
             run(release, [("eager", "fp32")], runs=args.release_runs, warmup=0,

@@ -2,7 +2,7 @@
 
     python benchmarks/export_targets.py --models vit_pico vit_mini --json export_targets.json
 
-For each model it exports a bundle per row of export.formats.FORMATS and precision (or the subset given),
+For each model it exports a bundle per row of edge_jepa.formats.FORMATS and precision (or the subset given),
 then, in this one process, measures:
   - size of each bundle, and the .pte ratios fp32/int8 (target >= 3.5) and fp32/int4 (target >= 6);
   - median latency of the surprise step (context encoder + window encoder + predictor, batch 1) on a real
@@ -90,9 +90,10 @@ def _load_model(name: str):
 
 
 def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    from edge_jepa.export import FORMATS, export_bundle
+    from edge_jepa.formats import MANIFEST
     from edge_jepa.quantize import VERIFICATION_SEED_BASE, calibration_clips, fidelity_report
     from edge_jepa.runtime import EagerRunner, Runner
-    from export import FORMATS, export_bundle
 
     model = _load_model(name).eval()
     root = args.keep or Path(tempfile.mkdtemp(prefix="edge-jepa-bench-"))
@@ -113,7 +114,7 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
             bundles[label] = {"error": str(e)}
             print(f"  failed: {e}", flush=True)
             continue
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = json.loads((path / MANIFEST).read_text())
         bundles[label] = {"path": str(path), "bytes": manifest["total_bytes"], "export_s": time.perf_counter() - t0,
                           "fidelity": manifest["fidelity"], "delegation": manifest["export"].get("delegation")}
         if manifest["fidelity"].get("verified"):
@@ -144,7 +145,7 @@ def _round_robin(runners: dict[str, Any], clip: Any, runs: int) -> dict[str, flo
 
 def targets(bundles: dict[str, dict[str, Any]], latency: dict[str, float]) -> dict[str, dict[str, Any]]:
     """Each target of the issue with its measured value and whether it is met (None: not measurable here)."""
-    from export import MIN_COSINE
+    from edge_jepa.export import MIN_COSINE
 
     out: dict[str, dict[str, Any]] = {}
     fp32 = bundles.get("executorch/fp32", {}).get("bytes")

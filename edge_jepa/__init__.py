@@ -1,24 +1,55 @@
-"""edge-jepa: V-JEPA 2 video world models on phones, Jetsons and laptops."""
+"""edge-jepa: V-JEPA 2 video world models on phones, Jetsons and laptops.
 
-from edge_jepa.checkpoints import CheckpointError, load
-from edge_jepa.models.config import CONFIGS, ModelConfig, get_config
-from edge_jepa.models.vjepa2 import VJEPA2
-from edge_jepa.preprocess import preprocess
-from edge_jepa.surprise import SurpriseResult, SurpriseScorer, surprise_scores
+    import edge_jepa
+    result = edge_jepa.surprise_scores("default", frames)   # frames [T, H, W, 3] uint8 RGB
+
+The names below are imported on first use (module `__getattr__`), so `import edge_jepa` and `edge-jepa --help`
+do not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# public name -> "module:attribute" (imported on first access)
+_LAZY = {
+    "CONFIGS": "edge_jepa.models.config:CONFIGS",
+    "ModelConfig": "edge_jepa.models.config:ModelConfig",
+    "get_config": "edge_jepa.models.config:get_config",
+    "CheckpointError": "edge_jepa.checkpoints:CheckpointError",
+    "load": "edge_jepa.checkpoints:load",
+    "VJEPA2": "edge_jepa.models.vjepa2:VJEPA2",
+    "create": "edge_jepa.models.vjepa2:create",
+    "save": "edge_jepa.models.vjepa2:save",
+    "preprocess": "edge_jepa.preprocess:preprocess",
+    "SurpriseResult": "edge_jepa.surprise:SurpriseResult",
+    "SurpriseScorer": "edge_jepa.surprise:SurpriseScorer",
+    "surprise_scores": "edge_jepa.surprise:surprise_scores",
+}
 
-def create(config: ModelConfig | str, *, seed: int | None = 0) -> VJEPA2:
-    """A freshly initialised model of a registered size (or a ModelConfig), seeded for reproducibility."""
-    import torch
+__all__ = ["CONFIGS", "VJEPA2", "CheckpointError", "ModelConfig", "SurpriseResult", "SurpriseScorer", "create",
+           "get_config", "load", "preprocess", "save", "surprise_scores", "__version__"]
 
-    if seed is None:
-        return VJEPA2(config)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return VJEPA2(config)
+if TYPE_CHECKING:
+    from edge_jepa.checkpoints import CheckpointError, load
+    from edge_jepa.models.config import CONFIGS, ModelConfig, get_config
+    from edge_jepa.models.vjepa2 import VJEPA2, create, save
+    from edge_jepa.preprocess import preprocess
+    from edge_jepa.surprise import SurpriseResult, SurpriseScorer, surprise_scores
 
 
-__all__ = ["CONFIGS", "CheckpointError", "ModelConfig", "SurpriseResult", "SurpriseScorer", "VJEPA2", "create",
-           "get_config", "load", "preprocess", "surprise_scores", "__version__"]
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'edge_jepa' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later accesses skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -9,7 +9,7 @@ Eager schemes (torchao configs, CPU):
     int4-weight    PrototypeInt4WeightOnlyConfig: int4 weights in groups of 32 (HQQ scales), bf16 activations
     fp16           all weights and activations in float16
 torchao quantizes nn.Linear weights, so the tubelet Conv2d is first rewritten as the equivalent Linear over
-flattened patches (same weights, reshaped: export.wrappers.LinearTubeletEmbed) and is quantized with the
+flattened patches (same weights, reshaped: edge_jepa.models.encoder.LinearTubeletEmbed) and is quantized with the
 rest; that also sidesteps oneDNN's bf16 Conv2d with kernel == stride == 16 over 6 channels, which returns
 wrong numbers on this torch (measured: cosine 0.01 vs fp32). A quantized model takes and returns float32
 like the original (forward hooks cast at the encoder/predictor boundary), so everything that accepts a model
@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edge_jepa.models.config import ModelConfig
+from edge_jepa.models.encoder import LinearTubeletEmbed
 from edge_jepa.models.layers import Block
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import EagerRunner, Runner
@@ -60,8 +61,6 @@ def quantize(model: VJEPA2, scheme: str) -> VJEPA2:
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
-    from export.wrappers import LinearTubeletEmbed
-
     q = copy.deepcopy(model).float().eval()
     q.encoder.patch_embed = LinearTubeletEmbed(q.encoder.patch_embed)
     q.requires_grad_(False)

@@ -1,4 +1,5 @@
-"""Device recipes (benchmarks/device/): the real tools (adb + executor_runner on a phone, trtexec on a Jetson,
+"""Device kits (export/android, export/ios, export/jetson): the real tools (adb + executor_runner on a phone,
+trtexec on a Jetson,
 CoreML on macOS) cannot run on this Linux CI machine, so their parsers are checked on output in each tool's
 format (taken from the tools' sources: ExecuTorch examples/portable/executor_runner, TensorRT
 samples/common/sampleReporting.cpp) and the scripts on the exact commands their --dry-run prints. The paths
@@ -25,7 +26,13 @@ from edge_jepa.bench.device import (
 from edge_jepa.bench.schema import load_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-DEVICE = ROOT / "benchmarks" / "device"
+KITS = {"android_executorch.py": "android", "macos_coreml.py": "ios", "jetson_tensorrt.py": "jetson"}
+
+
+def _path(name: str) -> Path:
+    """A device script in its deployment kit (export/<device>/)."""
+    return ROOT / "export" / KITS[name] / name
+
 
 EXECUTOR_RUNNER_LOG = """\
 I 00:00:00.000581 executorch:executor_runner.cpp:181] Model file model.pte is loaded.
@@ -93,13 +100,13 @@ def test_rows_from_device_parts_add_up_the_step():
 
 
 def _script(name: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(DEVICE / name), *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, str(_path(name)), *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
 
 
 def _main(name: str):
     """A device script's main(), loaded from its file (the scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), DEVICE / name)
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), _path(name))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
@@ -167,7 +174,7 @@ def test_macos_script_refuses_clearly_off_macos(tmp_path):
 
 @pytest.mark.slow
 def test_jetson_ort_path_runs_here_on_the_cpu_provider(tiny_model_dir, tmp_path):
-    from export import export_bundle
+    from edge_jepa.export import export_bundle
 
     bundle = export_bundle(str(tiny_model_dir), "onnx", "fp32", out=tmp_path / "onnx", verify_clips=1)
     main = _main("jetson_tensorrt.py")

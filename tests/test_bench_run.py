@@ -8,7 +8,7 @@ import pytest
 
 import edge_jepa
 from edge_jepa.bench.run import BenchOptions, run_bench
-from export import export_bundle
+from edge_jepa.export import export_bundle
 
 FAST = dict(runs=2, warmup=1, fidelity_clips=1, auroc_pairs=0, matmul_size=128, isolate=False)
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import edge_jepa
+from edge_jepa.export import FORMATS, MIN_COSINE, PRECISIONS, ExportError, export_bundle, get_format
+from edge_jepa.export.bundle import failing_op
 from edge_jepa.quantize import quantize
 from edge_jepa.runtime.base import Runner
-from export import FORMATS, MIN_COSINE, PRECISIONS, ExportError, export_bundle, get_format
-from export.bundle import failing_op
 from tests.conftest import TINY
 
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 import edge_jepa
+from edge_jepa.export import export_bundle
+from edge_jepa.export.coreml import COMPRESSION_OPS, validate_spec
+from edge_jepa.export.wrappers import SurpriseLayout
+from edge_jepa.formats import get_format
 from edge_jepa.quantize import calibration_clips
 from edge_jepa.runtime import EagerRunner, Runner
-from export import export_bundle
-from export.coreml import COMPRESSION_OPS, validate_spec
-from export.formats import get_format
-from export.wrappers import SurpriseLayout
 from tests.conftest import TINY
 
 ON_MAC = sys.platform == "darwin"

@@ -10,11 +10,11 @@ import torch
 
 import edge_jepa
 from edge_jepa.data import WorldConfig, generate_clip, write_mp4
+from edge_jepa.export import export_bundle
+from edge_jepa.export.executorch import delegation_report
 from edge_jepa.quantize import calibration_clips
 from edge_jepa.runtime import EagerRunner, Runner
 from edge_jepa.video import read_video
-from export import export_bundle
-from export.executorch import delegation_report
 from tests.conftest import TINY
 
 
@@ -67,9 +67,9 @@ def test_delegation_report_names_ops_left_on_portable_kernels(model):
 
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
+    from edge_jepa.export.executorch import lower
+    from edge_jepa.export.wrappers import EncoderGraph
     from edge_jepa.models import set_op_set
-    from export.executorch import lower
-    from export.wrappers import EncoderGraph
 
     plain = set_op_set(copy.deepcopy(model), plain_attention=True, decomposed_layernorm=True)
     graph = EncoderGraph(plain.encoder, 2, 32).eval()

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import edge_jepa
+from edge_jepa.export import export_bundle
 from edge_jepa.quantize import calibration_clips
 from edge_jepa.runtime import EagerRunner, Runner
-from export import export_bundle
 from tests.conftest import TINY
 
 

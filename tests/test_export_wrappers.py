@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import edge_jepa
-from export.wrappers import LinearTubeletEmbed, SurpriseLayout, surprise_graphs
+from edge_jepa.export.wrappers import LinearTubeletEmbed, SurpriseLayout, surprise_graphs
 from tests.conftest import TINY
 
 # head dims 16 (4 dims left unrotated), 20 (2, with 3 rotary pairs per axis) and 24 (none)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import edge_jepa
+from edge_jepa.export.wrappers import PairRotation, surprise_graphs
 from edge_jepa.quantize import (
     SCHEMES,
     Fidelity,
@@ -20,7 +21,6 @@ from edge_jepa.quantize import (
     token_cosine,
 )
 from edge_jepa.runtime import EagerRunner
-from export.wrappers import PairRotation, surprise_graphs
 from tests.conftest import TINY
 
 # A model whose Linears dominate its size (TINY's is mostly the tubelet Conv2d, which torchao leaves alone).
@@ -98,7 +98,7 @@ def test_pt2e_int8_dynamic_and_static(model, clips):
     # the static graph (the export default is dynamic, lowered in test_export_executorch) lowers completely too
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-    from export.executorch import delegation_report, lower
+    from edge_jepa.export.executorch import delegation_report, lower
 
     tiny = surprise_graphs(edge_jepa.create(TINY, seed=0), "xnnpack")["encode_context"]  # 1 block: quicker
     small = pt2e_quantize(tiny, (clips[0][:, :, :2],), [(clips[0][:, :, :2],)], exclude=(PairRotation,),

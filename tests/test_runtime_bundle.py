@@ -11,12 +11,12 @@ import torch
 
 import edge_jepa
 from edge_jepa.data import WorldConfig, render_long_video, write_mp4
+from edge_jepa.export import export_bundle
 from edge_jepa.runtime import Runner
 from edge_jepa.runtime.bundle import BundleError, open_bundle, read_manifest
 from edge_jepa.runtime.onnx_runner import OnnxRunner
 from edge_jepa.surprise import SurpriseScorer
 from edge_jepa.video import read_video
-from export import export_bundle
 from tests.conftest import TINY
 
 

@@ -7,7 +7,7 @@
 Modules: schema (the row and its JSON file), timing (warm-up, timed runs, percentiles), memory (RSS), matmul
 (this machine's fp32 throughput), parts (the calls timed on a Runner), cell (one cell, in its own process),
 run (sources x formats x precisions), report (tables, Markdown, compare), targets (verdicts), device
-(parsers of executor_runner / trtexec / time -v output for benchmarks/device/).
+(parsers of executor_runner / trtexec / time -v output for export/{android,ios,jetson}/).
 """
 
 from edge_jepa.bench.run import BenchOptions, Reporter, run_bench

@@ -138,10 +138,10 @@ def fidelity(runner: Any, reference: str) -> dict[str, Any]:
 
 def _child(spec: CellSpec, messages: Any) -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from edge_jepa.cli.export_commands import _quiet_toolkits
+    from edge_jepa.toolkits import quiet_toolkits
 
     try:
-        with _quiet_toolkits():
+        with quiet_toolkits():
             row = run_cell(spec, lambda message: messages.put(("progress", message)))
         messages.put(("result", row))
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent as a failed row

@@ -8,7 +8,7 @@ Parsers for the output of
     GPU compute + D2H, "computeMs", ...), and its "=== Performance summary ===" lines
     ("Latency: min = ..., max = ..., mean = ..., median = ..., percentile(90%) = ... ms");
   - GNU time's `-v` report ("Maximum resident set size (kbytes): N") for the peak RSS of a command.
-The scripts in benchmarks/device/ run the tools (adb, trtexec) and build rows with `row_from_parts`.
+The scripts in export/{android,ios,jetson}/ run the tools (adb, trtexec) and build rows with `row_from_parts`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pathlib import Path
 
 from edge_jepa.bench.schema import BenchRow
 from edge_jepa.bench.timing import Timing
+from edge_jepa.formats import MANIFEST, METHODS
 
-BUNDLE_METHODS = ("encode_context", "encode_window", "predict")
+BUNDLE_METHODS = METHODS  # the device scripts' name for them
 _ITERATION = re.compile(r"Iteration\s+(\d+)\s+of\s+(\d+):\s+([0-9.eE+-]+)\s*ms")
 _EXECUTED = re.compile(r"Model executed successfully\s+(\d+)\s+time\(s\)\s+in\s+([0-9.eE+-]+)\s*ms")
 _MAX_RSS = re.compile(r"Maximum resident set size \(kbytes\):\s*(\d+)")
@@ -118,7 +119,7 @@ def row_from_parts(per_method: Mapping[str, Sequence[float]], *, format: str, pr
 
 def bundle_manifest(bundle: Path, formats: Sequence[str], hint: str) -> dict:
     """The manifest of a bundle the device script can run (its format in `formats`), else ValueError + hint."""
-    path = Path(bundle) / "manifest.json"
+    path = Path(bundle) / MANIFEST
     if not path.is_file():
         raise ValueError(f"{bundle}: not an export bundle (no manifest.json)")
     manifest = json.loads(path.read_text())

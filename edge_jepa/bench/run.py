@@ -3,8 +3,8 @@
     rows = run_bench(["default"], BenchOptions(formats=("eager", "executorch", "onnx"), precisions=("fp32", "int8")))
 
 A source is a model (anything `edge_jepa.load` takes), a registered geometry name (random weights) or an
-export bundle directory. For a model, each bundle format is exported (export.bundle.export_bundle, the format
-table in export.formats) into a cache directory keyed by the weights, then every cell is measured in its own
+export bundle directory. For a model, each bundle format is exported (edge_jepa.export.bundle.export_bundle, the format
+table in edge_jepa.formats) into a cache directory keyed by the weights, then every cell is measured in its own
 process (edge_jepa.bench.cell). A bundle is measured as it is (its format and precision). Cells this machine
 cannot run come back as "skipped" rows with the reason, failed exports/runs as "failed" rows: none is dropped.
 """
@@ -27,9 +27,9 @@ from edge_jepa.bench.matmul import matmul_throughput, torch_threads
 from edge_jepa.bench.parts import check_parts
 from edge_jepa.bench.schema import PARTS, BenchRow
 from edge_jepa.bench.sources import at_clip, describe, is_bundle, is_geometry, load_model, weights_digest
+from edge_jepa.formats import FORMATS, PRECISIONS
 from edge_jepa.models.config import ModelConfig, get_config
 from edge_jepa.models.vjepa2 import VJEPA2, FlopCount
-from export.formats import FORMATS, PRECISIONS
 
 BENCH_FORMATS = (*EAGER_FORMATS, *FORMATS)
 DEFAULT_FORMATS = ("eager", "executorch", "onnx", "coreml")
@@ -197,8 +197,8 @@ def _meta_geometry(name: str, frames: int | None, size: int | None) -> VJEPA2:
 
 
 def _plan_bundle(path: str, options: BenchOptions, reference: Path) -> _Cell:
+    from edge_jepa.formats import get_format
     from edge_jepa.runtime.bundle import read_manifest
-    from export.formats import get_format
 
     manifest = read_manifest(path)
     config = ModelConfig.from_dict(manifest["model"]["config"])
@@ -279,7 +279,7 @@ def _fail(row: BenchRow, reason: str) -> None:
 
 
 def _export(model: VJEPA2 | None, cell: _Cell, bundles_dir: Path, keep: bool, reporter: Reporter) -> None:
-    from export.bundle import ExportError, export_bundle
+    from edge_jepa.export.bundle import ExportError, export_bundle
 
     fmt, precision = cell.export
     assert model is not None and cell.spec is not None

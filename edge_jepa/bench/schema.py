@@ -1,7 +1,7 @@
 """The benchmark row: one (model, clip, format, precision) cell, and its JSON file (a list of rows).
 
 Every producer writes this schema: `edge-jepa bench`, the scripts in `benchmarks/` and the device scripts
-(`benchmarks/device/`: executor_runner over adb, coremltools on macOS, trtexec / ONNX Runtime on a Jetson), so
+(`export/{android,ios,jetson}/`: executor_runner over adb, coremltools on macOS, trtexec / ONNX Runtime on a Jetson), so
 `edge-jepa bench compare A.json B.json` can put any of them side by side. Times are milliseconds of one call
 at batch 1; `fps` is 1000 / p50; sizes and memory are MB (10^6 bytes for files, 2^20 for RSS). A field that
 was not measured is null, never a made-up number; `status` says whether the cell ran ("ok"), could not run

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 
 from edge_jepa.models.config import CONFIGS
 from edge_jepa.models.vjepa2 import VJEPA2
-
-
-def is_bundle(source: str | os.PathLike) -> bool:
-    path = Path(source)
-    return path.is_dir() and (path / "manifest.json").is_file()
+from edge_jepa.runtime.manifest import is_bundle  # noqa: F401  (re-exported: bench sources)
 
 
 def is_geometry(source: str) -> bool:
@@ -40,7 +35,7 @@ def at_clip(model: VJEPA2, frames: int | None, size: int | None) -> VJEPA2:
     """A copy of `model` whose config.clip is frames x size (same weights); the context share follows the model.
 
     Raises ValueError when the clip does not fit the model (frames on whole tubelets, size on whole patches)."""
-    from export.bundle import ExportError, clip_model
+    from edge_jepa.export.bundle import ExportError, clip_model
 
     clip = model.config.clip
     if (frames or clip.frames) == clip.frames and (size or clip.size) == clip.size:

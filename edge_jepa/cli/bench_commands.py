@@ -68,8 +68,8 @@ def bench_run(
     from edge_jepa.bench.report import markdown, rich_table, write_text
     from edge_jepa.bench.run import BenchOptions, Reporter, run_bench
     from edge_jepa.bench.schema import save_rows
-    from edge_jepa.cli.export_commands import _quiet_toolkits
     from edge_jepa.runtime.bundle import BundleError
+    from edge_jepa.toolkits import quiet_toolkits
 
     try:
         options = BenchOptions(formats=formats, precisions=quant, frames=frames, size=size, threads=threads,
@@ -80,7 +80,7 @@ def bench_run(
         raise fail(str(e)) from None
     columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[cell]}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.description}"))
-    with Progress(*columns, console=console, transient=True) as progress, _quiet_toolkits():
+    with Progress(*columns, console=console, transient=True) as progress, quiet_toolkits():
         task = progress.add_task("preparing", total=None, cell="bench")
 
         def on_cell(label: str, index: int, total: int) -> None:

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import math
-import os
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from edge_jepa.cli.app import app, console, fail
-
-
-@contextlib.contextmanager
-def _quiet_toolkits() -> Iterator[None]:
-    """Silence the exporters' own logging, warnings and progress bars (our progress line replaces them)."""
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("ET_COREML_LOG_LEVEL", "ERROR")  # the CoreML partitioner logs at INFO by default
-    levels = {name: logging.getLogger(name).level for name in ("executorch", "coremltools", "torch", "torchao")}
-    for name in levels:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
+from edge_jepa.toolkits import quiet_toolkits
 
 
 def _formats_help() -> str:
-    from export.formats import FORMATS
+    from edge_jepa.formats import FORMATS
 
     return "; ".join(f"{f.name} ({', '.join(f.precisions)})" for f in FORMATS.values())
 
@@ -55,15 +34,15 @@ def export_command(
     verify_clips: int = typer.Option(3, help="real clips for the verification against eager"),
 ) -> None:
     """Export a verified bundle: artifacts + manifest.json (formats: see --format)."""
-    from export import ExportError, export_bundle
-    from export.formats import get_format
+    from edge_jepa.export import ExportError, export_bundle
+    from edge_jepa.formats import get_format
 
     try:
         fmt = get_format(format)
         fmt.check_precision(quant)
     except ValueError as e:
         raise fail(f"{e} (formats: {_formats_help()})") from None
-    with console.status(f"[bold]exporting {source} to {fmt.name} {quant}") as status, _quiet_toolkits():
+    with console.status(f"[bold]exporting {source} to {fmt.name} {quant}") as status, quiet_toolkits():
         try:
             path = export_bundle(source, fmt.name, quant, frames=frames, size=size, out=out,
                                  context_frames=context_frames, calibration_clips=calibration_clips,
@@ -71,7 +50,9 @@ def export_command(
                                  progress=lambda message: status.update(f"[bold]{fmt.name} {quant}:[/] {message}"))
         except (ExportError, FileNotFoundError, ValueError) as e:
             raise fail(str(e)) from None
-    manifest = json.loads((path / "manifest.json").read_text())
+    from edge_jepa.formats import MANIFEST
+
+    manifest = json.loads((path / MANIFEST).read_text())
     console.print(bundle_table(path, manifest))
 
 
@@ -129,7 +110,7 @@ def quantize_report(
         if runner.config.clip != model.config.clip:
             raise fail(f"bundle {label} was exported for clip {runner.config.clip}, the model uses "
                        f"{model.config.clip}; compare bundles of the model's clip")
-    with console.status("[bold]measuring") as status, _quiet_toolkits():
+    with console.status("[bold]measuring") as status, quiet_toolkits():
         rows = fidelity_report(model, chosen, runners=runners, clips=clips, pairs_per_type=pairs_per_type,
                                video_seconds=video_seconds, on_step=lambda message: status.update(f"[bold]{message}"))
     table = Table(title=f"quantization fidelity of {model.config.name} vs fp32 (cosines: context / window / "

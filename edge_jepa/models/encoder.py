@@ -50,6 +50,31 @@ def conv2d_to_conv3d_weight(w: Tensor, tubelet: int) -> Tensor:
     return w.reshape(D, tubelet, tc // tubelet, p, q).permute(0, 2, 1, 3, 4).contiguous()
 
 
+class LinearTubeletEmbed(nn.Module):
+    """The tubelet Conv2d as a Linear over flattened patches (kernel == stride: same numbers, <= 5-D).
+
+    Used where only Linears are handled: torchao quantization (edge_jepa.quantize) and XNNPACK export.
+    """
+
+    def __init__(self, embed: nn.Module):
+        super().__init__()
+        self.t, self.p = embed.t, embed.p
+        conv: nn.Conv2d = embed.proj
+        self.proj = nn.Linear(conv.in_channels * self.p * self.p, conv.out_channels)
+        with torch.no_grad():
+            self.proj.weight.copy_(conv.weight.reshape(conv.out_channels, -1))
+            self.proj.bias.copy_(conv.bias)
+
+    def forward(self, clip: Tensor) -> Tensor:
+        B, C, T, H, W = clip.shape
+        t, p = self.t, self.p
+        gt, gh, gw = T // t, H // p, W // p
+        x = clip.transpose(1, 2).reshape(B * gt * t * C, gh, p, gw, p)  # frame-major channels, as the conv
+        x = x.permute(0, 1, 3, 2, 4).reshape(B * gt, t * C, gh * gw, p * p)
+        x = x.permute(0, 2, 1, 3).reshape(B * gt * gh * gw, t * C * p * p)  # [tokens, patch]
+        return self.proj(x).reshape(B, gt * gh * gw, -1)
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()

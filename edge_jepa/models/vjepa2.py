@@ -106,6 +106,20 @@ class VJEPA2(nn.Module):
         return path
 
 
+def create(config: ModelConfig | str, *, seed: int | None = 0) -> VJEPA2:
+    """A freshly initialised model of a registered size (or a ModelConfig), seeded for reproducibility."""
+    if seed is None:
+        return VJEPA2(config)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return VJEPA2(config)
+
+
+def save(model: VJEPA2, path: str | os.PathLike, card: dict | None = None) -> Path:
+    """`model.save(path, card)`: the edge-jepa format, written atomically; `edge_jepa.load(path)` reads it."""
+    return model.save(path, card)
+
+
 def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -80,11 +79,10 @@ class Runner(ABC):
             return source
         if isinstance(source, VJEPA2):
             return EagerRunner(source, **kwargs)
-        path = Path(source)
-        if path.is_dir() and (path / "manifest.json").exists():
-            from edge_jepa.runtime.bundle import open_bundle
+        from edge_jepa.runtime.manifest import is_bundle, open_bundle
 
-            return open_bundle(path, **kwargs)
+        if is_bundle(source):
+            return open_bundle(source, **kwargs)
         from edge_jepa.checkpoints import load
 
         return EagerRunner(load(source), **kwargs)

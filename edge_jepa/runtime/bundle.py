@@ -1,7 +1,7 @@
-"""Open an export bundle (a directory with manifest.json, written by `edge-jepa export`) as a Runner.
+"""The runner of an export bundle (a directory with manifest.json, written by `edge-jepa export`).
 
-`open_bundle(path)` reads the manifest, checks the files against their sha256, looks the format up in the
-format table (export.formats) and returns that format's runner. Every bundle runner shares `BundleRunner`:
+`open_bundle(path)` (edge_jepa.runtime.manifest) reads and verifies the manifest and returns the format's
+runner. Every bundle runner shares `BundleRunner`:
 the model config, clip layout and the input/output spec of each method come from the manifest, and the
 surprise step is the same three calls on every backend:
 
@@ -12,8 +12,6 @@ surprise step is the same three calls on every backend:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from abc import abstractmethod
 from pathlib import Path
@@ -22,74 +20,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from edge_jepa.formats import MANIFEST, METHODS, SUPPORTED_BUNDLE_VERSIONS
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.runtime.base import Runner, StepOutput
+from edge_jepa.runtime.manifest import BundleError, is_bundle, open_bundle, read_manifest, verify_files
 
-MANIFEST = "manifest.json"
-SUPPORTED_BUNDLE_VERSIONS = (1,)
-METHODS = ("encode_context", "encode_window", "predict")
-
-
-class BundleError(ValueError):
-    """A bundle directory that cannot be opened (missing/corrupt files, unknown format or version)."""
-
-
-def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed manifest.json of a bundle directory, with its required fields checked."""
-    path = Path(path)
-    file = path / MANIFEST
-    if not file.is_file():
-        raise BundleError(f"{path}: not an export bundle (no {MANIFEST}); create one with `edge-jepa export`")
-    try:
-        manifest = json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise BundleError(f"{file}: invalid JSON ({e})") from None
-    missing = [k for k in ("bundle_format_version", "format", "precision", "model", "methods", "files")
-               if k not in manifest]
-    if missing:
-        raise BundleError(f"{file}: missing fields {missing}")
-    if manifest["bundle_format_version"] not in SUPPORTED_BUNDLE_VERSIONS:
-        raise BundleError(f"{file}: bundle format version {manifest['bundle_format_version']} is not supported by "
-                          f"this edge-jepa (supports {SUPPORTED_BUNDLE_VERSIONS}); upgrade edge-jepa")
-    absent = [m for m in METHODS if m not in manifest["methods"]]
-    if absent:
-        raise BundleError(f"{file}: methods {absent} missing")
-    return manifest
-
-
-def verify_files(path: str | os.PathLike, manifest: dict[str, Any]) -> None:
-    """Raise BundleError if any file listed in the manifest is missing or differs from its sha256."""
-    path = Path(path)
-    for name, entry in manifest["files"].items():
-        file = path / name
-        if not file.is_file():
-            raise BundleError(f"{path}: {name} is missing (listed in {MANIFEST})")
-        h = hashlib.sha256()
-        with open(file, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        if h.hexdigest() != entry["sha256"]:
-            raise BundleError(f"{path}: {name} does not match its sha256 in {MANIFEST} (corrupt or modified); "
-                              "re-export the bundle")
-
-
-def open_bundle(path: str | os.PathLike, *, check_hashes: bool = True, **kwargs: Any) -> Runner:
-    """The Runner for a bundle directory (backend chosen by the manifest's format); kwargs go to the runner."""
-    from export.formats import get_format
-
-    path = Path(path)
-    manifest = read_manifest(path)
-    if check_hashes:
-        verify_files(path, manifest)
-    try:
-        fmt = get_format(manifest["format"])
-    except ValueError as e:
-        raise BundleError(f"{path}: {e}") from None
-    reason = fmt.run_unavailable()
-    if reason:
-        raise RuntimeError(f"cannot run {path} here: {reason}")
-    return fmt.resolve("runner")(path, manifest, **kwargs)
-
+__all__ = ["MANIFEST", "METHODS", "SUPPORTED_BUNDLE_VERSIONS", "BundleError", "BundleRunner", "is_bundle",
+           "open_bundle", "read_manifest", "verify_files"]
 
 class BundleRunner(Runner):
     """Shared part of the ExecuTorch / ONNX Runtime / CoreML runners: manifest, IO checks, the step."""

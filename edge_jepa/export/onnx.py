@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
-from export.bundle import IO_NAMES, Artifacts, ExportRequest, step
-from export.wrappers import METHODS, surprise_graphs
+from edge_jepa.export.bundle import Artifacts, ExportRequest, step
+from edge_jepa.export.wrappers import surprise_graphs
+from edge_jepa.formats import IO_NAMES, METHODS
 
 OPSET = 18
 SHARED_WEIGHTS = "encoder.weights"  # external data file both encoder graphs point into

@@ -1,7 +1,7 @@
 """Android / Linux-ARM over adb: time the bundle's .pte with ExecuTorch's own `executor_runner`.
 
-    python benchmarks/device/android_executorch.py BUNDLE --runner path/to/executor_runner --json phone.json
-    python benchmarks/device/android_executorch.py BUNDLE --runner executor_runner --dry-run   # print adb commands
+    python export/android/android_executorch.py BUNDLE --runner path/to/executor_runner --json phone.json
+    python export/android/android_executorch.py BUNDLE --runner executor_runner --dry-run   # print adb commands
 
 BUNDLE is an `edge-jepa export --format executorch` directory. The runner is an executor_runner built for the
 device with the XNNPACK backend linked in (ExecuTorch's Android/ARM build; e.g. the `executor_runner` target

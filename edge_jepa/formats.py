@@ -1,7 +1,9 @@
-"""THE table of export formats: one row drives the exporter, the runner that opens a bundle, and the benchmark.
+"""THE table of export formats and the names a bundle is made of.
 
-Each row names its exporter and runner as "module:attribute" strings, so reading the table imports no heavy
-toolkit (executorch, coremltools, onnxruntime are imported only by the functions that use them).
+One row drives the exporter (edge_jepa.export), the runner that opens a bundle (edge_jepa.runtime) and the
+benchmark. Each row names its exporter and runner as "module:attribute" strings, so reading the table imports
+no heavy toolkit (executorch, coremltools, onnxruntime are imported only by the functions that use them) and
+the runtime never imports an exporter.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
+
+# A bundle: a directory with MANIFEST and the artifacts of the three METHODS of the surprise step.
+MANIFEST = "manifest.json"
+BUNDLE_FORMAT_VERSION = 1  # written by this edge-jepa
+SUPPORTED_BUNDLE_VERSIONS = (1,)  # read by this edge-jepa
+METHODS = ("encode_context", "encode_window", "predict")
+IO_NAMES = {"encode_context": ("clip", "tokens"), "encode_window": ("clip", "tokens"),
+            "predict": ("context", "predicted")}  # method -> (input name, output name)
 
 # Verification at export and in tests: mean token cosine of every graph vs eager fp32 on real clips.
 MIN_COSINE = {"fp32": 0.999, "fp16": 0.999, "int8": 0.99, "int4": 0.98}
@@ -28,7 +38,7 @@ class Format:
     suffix: str  # suffix of its artifacts
     precisions: tuple[str, ...]
     precision_notes: dict[str, str]  # how each precision is produced
-    exporter: str  # "module:function" (see export.bundle.Exporter)
+    exporter: str  # "module:function" (see edge_jepa.export.bundle.Exporter)
     runner: str  # "module:class", a edge_jepa.runtime.base.Runner subclass
     export_modules: tuple[str, ...]  # Python packages the exporter needs
     run_modules: tuple[str, ...]  # Python packages the runner needs
@@ -93,7 +103,7 @@ FORMATS: dict[str, Format] = {
                 "int4": "torchao 8da4w: int8 dynamic per-token activations, int4 weights in groups of 32 "
                         "(int8 for the predictor's input/output projections)",
             },
-            exporter="export.executorch:export_xnnpack",
+            exporter="edge_jepa.export.executorch:export_xnnpack",
             runner="edge_jepa.runtime.executorch_runner:ExecuTorchRunner",
             export_modules=("executorch", "torchao"),
             run_modules=("executorch",),
@@ -104,11 +114,11 @@ FORMATS: dict[str, Format] = {
             suffix=".pte",
             precisions=("fp32", "fp16"),
             precision_notes={"fp32": "CoreML compute precision fp32", "fp16": "CoreML compute precision fp16"},
-            exporter="export.executorch:export_coreml_delegate",
+            exporter="edge_jepa.export.executorch:export_coreml_delegate",
             runner="edge_jepa.runtime.executorch_runner:ExecuTorchRunner",
             export_modules=("executorch", "coremltools"),
             run_modules=("executorch",),
-            run_check="export.formats:executorch_coreml_unavailable",
+            run_check="edge_jepa.formats:executorch_coreml_unavailable",
         ),
         Format(
             name="onnx",
@@ -120,7 +130,7 @@ FORMATS: dict[str, Format] = {
                 "fp32": "fp32 graph, fused LayerNorm and attention (TensorRT builds fp16/int8 engines from it)",
                 "int8": "ONNX Runtime dynamic quantization: int8 per-channel weights, int8 dynamic activations",
             },
-            exporter="export.onnx:export_onnx",
+            exporter="edge_jepa.export.onnx:export_onnx",
             runner="edge_jepa.runtime.onnx_runner:OnnxRunner",
             export_modules=("onnx", "onnxscript", "onnxruntime"),
             run_modules=("onnxruntime",),
@@ -137,11 +147,11 @@ FORMATS: dict[str, Format] = {
                 "int8": "fp16 compute, int8 per-channel symmetric linear weights (coremltools.optimize)",
                 "int4": "fp16 compute, 4-bit k-means palettized weights (coremltools.optimize)",
             },
-            exporter="export.coreml:export_coreml",
+            exporter="edge_jepa.export.coreml:export_coreml",
             runner="edge_jepa.runtime.coreml_runner:CoreMLRunner",
             export_modules=("coremltools",),
             run_modules=("coremltools",),
-            run_check="export.formats:coreml_prediction_unavailable",
+            run_check="edge_jepa.formats:coreml_prediction_unavailable",
         ),
     )
 }

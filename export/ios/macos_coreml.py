@@ -1,7 +1,7 @@
 """iOS / macOS: time the bundle's CoreML package with coremltools' MLModel.predict on a Mac, as bench rows.
 
-    python benchmarks/device/macos_coreml.py BUNDLE --compute-units ALL --json mac.json
-    python benchmarks/device/macos_coreml.py BUNDLE --compute-units CPU_AND_NE,CPU_ONLY --runs 50
+    python export/ios/macos_coreml.py BUNDLE --compute-units ALL --json mac.json
+    python export/ios/macos_coreml.py BUNDLE --compute-units CPU_AND_NE,CPU_ONLY --runs 50
 
 BUNDLE is an `edge-jepa export --format coreml` directory (model.mlpackage with the functions encode_context,
 encode_window, predict). Each compute-unit setting is one row (`edge-jepa bench` on the bundle with

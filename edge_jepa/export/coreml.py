@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.bundle import IO_NAMES, Artifacts, ExportRequest, step
-from export.wrappers import METHODS, SurpriseLayout, surprise_graphs
+from edge_jepa.export.bundle import Artifacts, ExportRequest, step
+from edge_jepa.export.wrappers import SurpriseLayout, surprise_graphs
+from edge_jepa.formats import IO_NAMES, METHODS
 
 PACKAGE = "model.mlpackage"
 DEFAULT_FUNCTION = "encode_window"

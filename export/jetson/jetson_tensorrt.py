@@ -2,11 +2,11 @@
 providers, as rows of the bench schema.
 
     # trtexec: build an engine per graph (fp16 or int8), time it, parse --exportTimes
-    python benchmarks/device/jetson_tensorrt.py trtexec BUNDLE --precision fp16 --json jetson-trt.json
-    python benchmarks/device/jetson_tensorrt.py trtexec BUNDLE --precision int8 --dry-run   # print the commands
+    python export/jetson/jetson_tensorrt.py trtexec BUNDLE --precision fp16 --json jetson-trt.json
+    python export/jetson/jetson_tensorrt.py trtexec BUNDLE --precision int8 --dry-run   # print the commands
 
     # ONNX Runtime with execution providers (tensorrt, cuda, cpu; fidelity vs fp32 eager when the source loads)
-    python benchmarks/device/jetson_tensorrt.py ort BUNDLE --providers tensorrt,cuda,cpu --precision fp16
+    python export/jetson/jetson_tensorrt.py ort BUNDLE --providers tensorrt,cuda,cpu --precision fp16
 
 BUNDLE is an fp32 `edge-jepa export --format onnx` directory (TensorRT builds its own fp16/int8 engines; the
 .onnx files read their weights from encoder.weights beside them). trtexec mode: one `trtexec --onnx=...

@@ -1,7 +1,7 @@
 """ExecuTorch exporters: one `model.pte` holding three methods (encode_context, encode_window, predict).
 
 XNNPACK (`export_xnnpack`):
-    fp32  the "xnnpack" op set (export.wrappers) lowers completely: one delegate per method, nothing on
+    fp32  the "xnnpack" op set (edge_jepa.export.wrappers) lowers completely: one delegate per method, nothing on
           portable kernels (checked with get_delegation_info; the counts go into the manifest).
     int8  PT2E int8 on every Linear (edge_jepa.quantize.pt2e_quantize): per-channel weights, dynamic per-token
           activations (default) or static ones calibrated on real clips (int8_activations="static").
@@ -22,14 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from export.bundle import Artifacts, ExportRequest, step
-from export.wrappers import METHODS, PairRotation, surprise_graphs
+from edge_jepa.export.bundle import Artifacts, ExportRequest, step
+from edge_jepa.export.wrappers import PairRotation, surprise_graphs
+from edge_jepa.formats import METHODS
 
 PROGRAM = "model.pte"
 INT4_GROUP = 32
 INT8_IN_INT4 = ("predictor.embed", "predictor.proj")  # int4 export: these Linears keep int8 weights
 DYNAMIC_INT8 = "encoder.patch_embed.proj"  # static PT2E: this Linear keeps dynamic activations (see quantize.py)
-HINT_LOWER = ("express the op named above with core ATen ops XNNPACK supports (export.wrappers shows how), "
+HINT_LOWER = ("express the op named above with core ATen ops XNNPACK supports (edge_jepa.export.wrappers shows how), "
               "or use --format onnx")
 
 

@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edge_jepa.models.encoder import LinearTubeletEmbed
 from edge_jepa.models.layers import Attention, LayerNorm, set_op_set
 from edge_jepa.models.rope import grid_tables, index_tables
 from edge_jepa.models.vjepa2 import VJEPA2
 
 OP_SETS = ("fused", "xnnpack")
-METHODS = ("encode_context", "encode_window", "predict")
 
 
 @dataclass(frozen=True)
@@ -200,28 +200,6 @@ class XnnpackAttention(nn.Module):
         attn = torch.bmm(q, k.transpose(1, 2)).softmax(dim=-1)  # [B*h, N, N]
         out = torch.bmm(attn, v).reshape(B, h, N, hd).permute(0, 2, 1, 3).reshape(B, N, D)
         return self.proj(out)
-
-
-class LinearTubeletEmbed(nn.Module):
-    """The tubelet Conv2d as a Linear over flattened patches (kernel == stride: same numbers, <= 5-D)."""
-
-    def __init__(self, embed: nn.Module):
-        super().__init__()
-        self.t, self.p = embed.t, embed.p
-        conv: nn.Conv2d = embed.proj
-        self.proj = nn.Linear(conv.in_channels * self.p * self.p, conv.out_channels)
-        with torch.no_grad():
-            self.proj.weight.copy_(conv.weight.reshape(conv.out_channels, -1))
-            self.proj.bias.copy_(conv.bias)
-
-    def forward(self, clip: Tensor) -> Tensor:
-        B, C, T, H, W = clip.shape
-        t, p = self.t, self.p
-        gt, gh, gw = T // t, H // p, W // p
-        x = clip.transpose(1, 2).reshape(B * gt * t * C, gh, p, gw, p)  # frame-major channels, as the conv
-        x = x.permute(0, 1, 3, 2, 4).reshape(B * gt, t * C, gh * gw, p * p)
-        x = x.permute(0, 2, 1, 3).reshape(B * gt * gh * gw, t * C * p * p)  # [tokens, patch]
-        return self.proj(x).reshape(B, gt * gh * gw, -1)
 
 
 def to_xnnpack_op_set(model: VJEPA2) -> VJEPA2:

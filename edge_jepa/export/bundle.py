@@ -31,17 +31,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from edge_jepa.export.wrappers import SurpriseLayout
+from edge_jepa.formats import BUNDLE_FORMAT_VERSION, IO_NAMES, MANIFEST, METHODS, MIN_COSINE, Format, get_format
 from edge_jepa.io import atomic_dir
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from export.formats import MIN_COSINE, Format, get_format
-from export.wrappers import METHODS, SurpriseLayout
 
-MANIFEST = "manifest.json"
-BUNDLE_FORMAT_VERSION = 1
-IO_NAMES = {"encode_context": ("clip", "tokens"), "encode_window": ("clip", "tokens"),
-            "predict": ("context", "predicted")}  # method -> (input name, output name)
 INT8_ACTIVATIONS = ("dynamic", "static")
 TOOLS = ("torch", "executorch", "torchao", "coremltools", "onnx", "onnxscript", "onnxruntime", "numpy")
 
