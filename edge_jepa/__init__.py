@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> "module:attribute" (imported on first access)
+# public name -> "module:attribute" (imported on first access); "module:" is a module that is also its verb
+# (callable: see edge_jepa._verbs), because a submodule's name cannot stay bound to a function
 _LAZY = {
     "CONFIGS": "edge_jepa.models.config:CONFIGS",
     "ModelConfig": "edge_jepa.models.config:ModelConfig",
@@ -24,7 +25,7 @@ _LAZY = {
     "VJEPA2": "edge_jepa.models.vjepa2:VJEPA2",
     "create": "edge_jepa.models.vjepa2:create",
     "save": "edge_jepa.models.vjepa2:save",
-    "preprocess": "edge_jepa.preprocess:preprocess",
+    "preprocess": "edge_jepa.preprocess:",
     "SurpriseResult": "edge_jepa.surprise:SurpriseResult",
     "SurpriseScorer": "edge_jepa.surprise:SurpriseScorer",
     "surprise_scores": "edge_jepa.surprise:surprise_scores",
@@ -46,7 +47,7 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'edge_jepa' has no attribute {name!r}")
     module, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module), attr)
+    value = getattr(importlib.import_module(module), attr) if attr else importlib.import_module(module)
     globals()[name] = value  # later accesses skip __getattr__
     return value
 

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import torch
 
+from edge_jepa._verbs import callable_module
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -89,3 +91,16 @@ def preprocess(frames: np.ndarray | Sequence[np.ndarray], size: int, mode: str =
     if mode == "resize" and arr.shape[1:3] == (size, size):
         return normalize(arr)
     return normalize(np.stack([resize_frame(f, int(size), mode) for f in arr]))
+
+
+
+def clip_tensor(batch: np.ndarray, size: int, mode: str) -> torch.Tensor:
+    """uint8 clips [B, T, H, W, 3] -> normalized float [B, 3, T, size, size] (the model's preprocessing, batched)."""
+    if batch.shape[2:4] != (size, size) or mode != "resize":
+        batch = np.stack([[resize_frame(f, size, mode) for f in clip] for clip in batch])
+    x = torch.from_numpy(np.ascontiguousarray(batch)).float().div_(255.0)
+    x = (x - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    return x.permute(0, 4, 1, 2, 3).contiguous()
+
+
+callable_module(__name__, preprocess)  # `edge_jepa.preprocess(frames, size)` (see edge_jepa._verbs)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import io
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edge_jepa.bench.timing import time_calls
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.encoder import LinearTubeletEmbed
 from edge_jepa.models.layers import Block
@@ -46,6 +46,8 @@ from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import EagerRunner, Runner
 
 SCHEMES = ("int8-dynamic", "int8-weight", "int4-weight", "fp16")
+# The precisions of the format table (edge_jepa.formats.PRECISIONS) in eager: the scheme each one means.
+PRECISION_SCHEMES = {"fp16": "fp16", "int8": "int8-dynamic", "int4": "int4-weight"}
 CALIBRATION_SEED_BASE = 1_500_000_000  # calibration scenes (disjoint from training < 1e9 and evaluation 2e9)
 VERIFICATION_SEED_BASE = 1_600_000_000  # scenes used to check fidelity (disjoint from calibration)
 INT4_GROUP = 32  # int4-weight: weights in groups of 32 input channels (Linears of other widths stay bf16)
@@ -57,10 +59,13 @@ INT4_GROUP = 32  # int4-weight: weights in groups of 32 input channels (Linears 
 def quantize(model: VJEPA2, scheme: str) -> VJEPA2:
     """A quantized copy of `model` (encoder and predictor) for eager CPU execution; `model` is untouched.
 
-    scheme: one of SCHEMES. The copy's `quantization` attribute records the scheme.
+    scheme: one of SCHEMES, or a precision of the format table ("fp16", "int8", "int4": PRECISION_SCHEMES).
+    The copy's `quantization` attribute records the scheme.
     """
+    scheme = PRECISION_SCHEMES.get(scheme, scheme)
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {', '.join(SCHEMES)} "
+                         f"(or a precision: {', '.join(PRECISION_SCHEMES)})")
     q = copy.deepcopy(model).float().eval()
     q.encoder.patch_embed = LinearTubeletEmbed(q.encoder.patch_embed)
     q.requires_grad_(False)
@@ -257,7 +262,7 @@ def fidelity_report(model: VJEPA2, schemes: Sequence[str] = SCHEMES, *, runners:
             min_token_cosine=float(min(c[1] for v in cos.values() for c in v)),
             surprise_spearman=_spearman(scores, base_scores),
             surprise_auroc=auroc,
-            latency_ms=_median_ms(lambda r=runner: r.run(inputs[0])),
+            latency_ms=time_calls(lambda r=runner: r.run(inputs[0]), warmup=1, runs=7).p50,
         ))
     return rows
 
@@ -291,13 +296,3 @@ def _auroc(runner: Runner, pairs_per_type: int, violations: tuple[str, ...]) -> 
     from edge_jepa.evaluation import evaluate_surprise
 
     return float(evaluate_surprise(runner, pairs_per_type=pairs_per_type, violations=violations)["overall"]["auroc"])
-
-
-def _median_ms(fn: Callable[[], Any], runs: int = 7) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)

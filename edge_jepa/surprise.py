@@ -66,9 +66,10 @@ class SurpriseScorer:
         self.stride = stride
         clip = self.runner.config.clip
         self.frames_per_window, self.size, self.mode = clip.frames, clip.size, clip.preprocess
-        gt, gh, gw = self.runner.grid
-        self.target_shape = (len(self.runner.target_idx) // (gh * gw), gh, gw)
-        self._target_idx = self.runner.target_idx
+        layout = self.runner.layout
+        gt, gh, gw = layout.grid
+        self.target_shape = (gt - layout.context_grid[0], gh, gw)
+        self._target_idx = layout.target_idx
         self.buffer: deque[np.ndarray] = deque(maxlen=self.frames_per_window)
         self.count = 0  # frames pushed since the last reset
 

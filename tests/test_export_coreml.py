@@ -11,8 +11,8 @@ import torch
 import edge_jepa
 from edge_jepa.export import export_bundle
 from edge_jepa.export.coreml import COMPRESSION_OPS, validate_spec
-from edge_jepa.export.wrappers import SurpriseLayout
 from edge_jepa.formats import get_format
+from edge_jepa.models.layout import ClipLayout
 from edge_jepa.quantize import calibration_clips
 from edge_jepa.runtime import EagerRunner, Runner
 from tests.conftest import TINY
@@ -50,7 +50,7 @@ def test_one_multifunction_package_with_the_manifest_io(bundles, model):
                 assert ops.get(COMPRESSION_OPS[quant], 0) >= 3, (quant, method, ops)
             assert ops.get("scaled_dot_product_attention") and ops.get("layer_norm")  # fused ops on iOS 18
         # the spec re-validates from disk against the layout of the model's clip
-        validate_spec(path / "model.mlpackage", SurpriseLayout.of(model), quant)
+        validate_spec(path / "model.mlpackage", ClipLayout.of(model), quant)
 
 
 def test_compression_shrinks_the_weights(bundles):

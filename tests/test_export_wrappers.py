@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import edge_jepa
-from edge_jepa.export.wrappers import LinearTubeletEmbed, SurpriseLayout, surprise_graphs
+from edge_jepa.export.wrappers import LinearTubeletEmbed, surprise_graphs
+from edge_jepa.models.layout import ClipLayout
 from tests.conftest import TINY
 
 # head dims 16 (4 dims left unrotated), 20 (2, with 3 rotary pairs per axis) and 24 (none)
@@ -18,7 +19,7 @@ CONFIGS = [TINY, TINY.replace(name="hd20", encoder={"width": 40, "heads": 2}, pr
 @pytest.mark.parametrize("op_set", ["fused", "xnnpack"])
 def test_graphs_equal_the_model(config, op_set):
     model = edge_jepa.create(config, seed=1).eval()
-    layout = SurpriseLayout.of(model)
+    layout = ClipLayout.of(model)
     graphs = surprise_graphs(model, op_set)
     clip = torch.randn(*layout.input_shapes()["encode_window"])
     ctx_idx, tgt_idx = model.surprise_indices()

@@ -10,7 +10,22 @@ run (sources x formats x precisions), report (tables, Markdown, compare), target
 (parsers of executor_runner / trtexec / time -v output for export/{android,ios,jetson}/).
 """
 
-from edge_jepa.bench.run import BenchOptions, Reporter, run_bench
-from edge_jepa.bench.schema import BenchRow, BenchSchemaError, load_rows, save_rows
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {"BenchOptions": "run", "Reporter": "run", "run_bench": "run", "BenchRow": "schema",
+         "BenchSchemaError": "schema", "load_rows": "schema", "save_rows": "schema"}
 __all__ = ["BenchOptions", "BenchRow", "BenchSchemaError", "Reporter", "load_rows", "run_bench", "save_rows"]
+
+if TYPE_CHECKING:
+    from edge_jepa.bench.run import BenchOptions, Reporter, run_bench
+    from edge_jepa.bench.schema import BenchRow, BenchSchemaError, load_rows, save_rows
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: the submodules (timing, device, ...) are used on their own without torch
+    if name not in _LAZY:
+        raise AttributeError(f"module 'edge_jepa.bench' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"edge_jepa.bench.{_LAZY[name]}"), name)

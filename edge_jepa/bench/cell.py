@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 EAGER_FORMATS = ("eager", "compile")  # the PyTorch model itself, and the same through torch.compile
-EAGER_SCHEMES = {"fp32": None, "fp16": "fp16", "int8": "int8-dynamic", "int4": "int4-weight"}  # quantize.SCHEMES
 TIMING_CLIP_SEED = 99  # the timed clip: held-out verification scene VERIFICATION_SEED_BASE + 99
 
 
@@ -59,9 +58,8 @@ def open_runner(spec: CellSpec) -> tuple[Any, float | None]:
         from edge_jepa.quantize import quantize, state_size
 
         model = at_clip(load_model(spec.source), spec.frames, spec.size)
-        scheme = EAGER_SCHEMES[spec.precision]
-        if scheme:
-            model = quantize(model, scheme)
+        if spec.precision != "fp32":
+            model = quantize(model, spec.precision)  # the precision's eager scheme (quantize.PRECISION_SCHEMES)
         size_mb = state_size(model) / 1e6
         if spec.format == "compile":
             model.encoder = torch.compile(model.encoder, dynamic=False)

@@ -29,6 +29,7 @@ from edge_jepa.bench.schema import PARTS, BenchRow
 from edge_jepa.bench.sources import at_clip, describe, is_bundle, is_geometry, load_model, weights_digest
 from edge_jepa.formats import FORMATS, PRECISIONS
 from edge_jepa.models.config import ModelConfig, get_config
+from edge_jepa.models.layout import ClipLayout
 from edge_jepa.models.vjepa2 import VJEPA2, FlopCount
 
 BENCH_FORMATS = (*EAGER_FORMATS, *FORMATS)
@@ -144,11 +145,10 @@ def run_bench(sources: Sequence[str], options: BenchOptions | None = None,
 
 def _base_row(config: ModelConfig, source: str, fmt: str, precision: str, options: BenchOptions,
               flops: FlopCount) -> BenchRow:
-    c, e = config.clip, config.encoder
-    tokens = (c.frames // e.tubelet_size) * (c.size // e.patch_size) ** 2
+    c = config.clip
     row = BenchRow(format=fmt, precision=precision, model=config.name, source=source, frames=c.frames, size=c.size,
-                   tokens=tokens, threads=options.threads, runs=options.runs, warmup=options.warmup,
-                   gflops=flops.total / 1e9, device=machine_description())
+                   tokens=ClipLayout.of(config).num_tokens, threads=options.threads, runs=options.runs,
+                   warmup=options.warmup, gflops=flops.total / 1e9, device=machine_description())
     if not options.isolate:
         row.notes = "measured in-process: peak RSS is the whole process's"
     return row
@@ -188,12 +188,7 @@ def _meta_geometry(name: str, frames: int | None, size: int | None) -> VJEPA2:
     """A weightless (meta device) model of a registered geometry at the clip: config and FLOPs only."""
     with torch.device("meta"):
         model = VJEPA2(get_config(name))
-    c = model.config.clip
-    frames, size = frames or c.frames, size or c.size
-    ctx = model._context_frames(frames)
-    config = model.config.replace(clip={"frames": frames, "size": size, "context_frames": ctx})
-    with torch.device("meta"):
-        return VJEPA2(config)
+    return model.at_clip(frames, size)
 
 
 def _plan_bundle(path: str, options: BenchOptions, reference: Path) -> _Cell:

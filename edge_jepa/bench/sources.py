@@ -32,18 +32,9 @@ def describe(source: str) -> str:
 
 
 def at_clip(model: VJEPA2, frames: int | None, size: int | None) -> VJEPA2:
-    """A copy of `model` whose config.clip is frames x size (same weights); the context share follows the model.
-
-    Raises ValueError when the clip does not fit the model (frames on whole tubelets, size on whole patches)."""
-    from edge_jepa.export.bundle import ExportError, clip_model
-
-    clip = model.config.clip
-    if (frames or clip.frames) == clip.frames and (size or clip.size) == clip.size:
-        return model
-    try:
-        return clip_model(model, frames, size, None)
-    except ExportError as e:
-        raise ValueError(str(e)) from None
+    """`model` at a frames x size clip (`VJEPA2.at_clip`; the context share follows the model); ValueError
+    when the clip does not fit (frames on whole tubelets, size on whole patches)."""
+    return model.at_clip(frames, size)
 
 
 def weights_digest(model: VJEPA2) -> str:

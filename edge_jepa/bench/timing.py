@@ -64,6 +64,20 @@ def time_calls(fn: Callable[[], Any], *, warmup: int, runs: int,
     return Timing(tuple(samples))
 
 
+def time_for(fn: Callable[[], Any], *, warmup: int, seconds: float) -> Timing:
+    """Call `fn` `warmup` times untimed, then timed until `seconds` have passed (at least once)."""
+    if seconds <= 0:
+        raise ValueError(f"seconds must be > 0, got {seconds}")
+    for _ in range(warmup):
+        fn()
+    samples, end = [], time.perf_counter() + seconds
+    while not samples or time.perf_counter() < end:
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1e3)
+    return Timing(tuple(samples))
+
+
 def time_round_robin(fns: Mapping[str, Callable[[], Any]], *, warmup: int, runs: int) -> dict[str, Timing]:
     """Time several calls interleaved (one run of each in turn), so that load from other processes hits them
     alike; each is warmed up `warmup` times first."""

@@ -55,9 +55,11 @@ def build_model(model: str, *, frames: int | None, size: int | None, fps: float 
                    f"{loaded.config.encoder.tubelet_size} frames; a new tubelet size needs a fresh config "
                    f"(--model {', '.join(CONFIGS)})")
     if clip:
-        new = edge_jepa.VJEPA2(loaded.config.replace(clip=clip))
-        new.load_state_dict(loaded.state_dict())
-        loaded = new
+        clip.setdefault("context_frames", loaded.config.clip.context_frames)  # the same context unless given
+        try:
+            loaded = loaded.at_clip(**clip)
+        except ValueError as e:
+            raise fail(str(e)) from None
     return loaded, f"continued from {model}"
 
 

@@ -128,13 +128,6 @@ class Alignment:
         return x.reshape(B, D, -1).transpose(1, 2)
 
 
-def teacher_view_config(teacher: ModelConfig, alignment: Alignment) -> ModelConfig:
-    """The teacher's config with its clip replaced by the view it gets during distillation (for scoring)."""
-    c = alignment.teacher_clip
-    return teacher.replace(clip=dict(frames=c.frames, size=c.size, fps=c.fps, context_frames=c.context_frames,
-                                     preprocess=c.preprocess))
-
-
 def plan(teacher: ModelConfig, student: ModelConfig, *, teacher_size: int | None = None, stride: int = 1,
          mode: str = "pool") -> Alignment:
     """Check that `student` can learn from `teacher` and fix how their clips and grids correspond.

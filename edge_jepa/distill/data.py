@@ -30,8 +30,8 @@ from edge_jepa.distill.align import Alignment, DistillError
 from edge_jepa.distill.losses import token_surprise
 from edge_jepa.io import atomic_file, save_safetensors
 from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.preprocess import clip_tensor
 from edge_jepa.train.masks import future_mask, multiblock_mask
-from edge_jepa.train.pretrain import clip_tensor
 
 
 class ClipSource(Protocol):

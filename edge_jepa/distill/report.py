@@ -14,28 +14,26 @@ same scenes, every `stride`-th frame at its own size.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import torch
 from rich.table import Table
 
 from edge_jepa.data.synthetic import VIOLATIONS, SyntheticClip, WorldConfig, eval_set, generate_clip
-from edge_jepa.distill.align import Alignment, teacher_view_config
+from edge_jepa.distill.align import Alignment
 from edge_jepa.distill.losses import StudentWithHeads, cosine
 from edge_jepa.evaluation import EVAL_SEED_BASE, PairScores, spearman, summarize
 from edge_jepa.models.vjepa2 import VJEPA2
-from edge_jepa.preprocess import resize_frame
+from edge_jepa.preprocess import clip_tensor, resize_frame
 from edge_jepa.surprise import surprise_scores
-from edge_jepa.train.pretrain import clip_tensor
 
 TOKEN_SEED_BASE = EVAL_SEED_BASE + 50_000_000  # held-out plain clips for token cosine (disjoint from the pairs)
 
 
 def teacher_on_view(teacher: VJEPA2, alignment: Alignment) -> VJEPA2:
     """The teacher's weights under the config of its distillation view (same weights, other clip)."""
-    view = VJEPA2(teacher_view_config(teacher.config, alignment))
-    view.load_state_dict(teacher.state_dict())
-    return view.eval()
+    return teacher.at_clip(**asdict(alignment.teacher_clip)).eval()
 
 
 class FidelityReporter:

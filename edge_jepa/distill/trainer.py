@@ -27,13 +27,22 @@ from edge_jepa.distill.data import ClipSource, LiveBatches, ShardedSampler, Teac
 from edge_jepa.distill.dist import DistContext
 from edge_jepa.distill.losses import LossWeights, StudentWithHeads, distill_losses
 from edge_jepa.distill.report import FidelityReporter
-from edge_jepa.io import atomic_file, save_checkpoint
+from edge_jepa.io import atomic_file
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.vjepa2 import VJEPA2
-from edge_jepa.train.pretrain import clip_tensor, cosine_lr, stop_signals, truncate_log
+from edge_jepa.preprocess import clip_tensor
+from edge_jepa.train.common import (
+    CHECKPOINT,
+    LOSS_LOG,
+    cosine_lr,
+    progress_state,
+    read_checkpoint,
+    restore_progress,
+    save_checkpoint,
+    stop_signals,
+    truncate_log,
+)
 
-CHECKPOINT = "checkpoint.pt"
-LOSS_LOG = "loss.jsonl"
 REPORT = "report.json"
 REPORT_LOG = "reports.jsonl"
 STUDENT_DIR = "student"
@@ -155,16 +164,13 @@ class Distiller:
             "heads": self.heads.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
-            "step": self.step,
-            "losses": torch.tensor(self.losses, dtype=torch.float64),
+            **progress_state(self.step, self.losses, self.seconds),
             "loss_parts": torch.tensor(self.parts, dtype=torch.float64).reshape(len(self.parts), -1),
             "loss_part_names": json.dumps(self.part_names),
-            "seconds": self.seconds,
             "student_config": json.dumps(self.heads.student.config.to_dict()),
             "teacher_sha256": self.teacher_sha256,
             "world_size": self.ctx.world,
             "distill_config": json.dumps(self.cfg.to_dict()),
-            "torch_rng": torch.get_rng_state(),
         }
 
     def save_checkpoint(self) -> Path:
@@ -174,9 +180,9 @@ class Distiller:
     def load_checkpoint(self) -> bool:
         """Continue OUT/checkpoint.pt if it exists (all ranks read it); False if there is none."""
         path = self.out / CHECKPOINT
-        if not path.exists():
+        state = read_checkpoint(path)
+        if state is None:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=True)
         saved = ModelConfig.from_dict(json.loads(state["student_config"]))
         if saved != self.heads.student.config:
             raise DistillError(f"{path}: checkpoint is for student {saved.name} {saved.clip}, this run builds "
@@ -191,12 +197,9 @@ class Distiller:
         self.heads.load_state_dict(state["heads"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
-        self.step = int(state["step"])
-        self.losses = state["losses"].tolist()
+        self.step, self.losses, self.seconds = restore_progress(state)
         self.parts = state["loss_parts"].tolist()
         self.part_names = json.loads(state["loss_part_names"])
-        self.seconds = float(state["seconds"])
-        torch.set_rng_state(state["torch_rng"])
         if self.ctx.is_main:
             truncate_log(self.out / LOSS_LOG, self.step)
             truncate_log(self.out / REPORT_LOG, self.step)

@@ -31,10 +31,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from edge_jepa.export.wrappers import SurpriseLayout
 from edge_jepa.formats import BUNDLE_FORMAT_VERSION, IO_NAMES, MANIFEST, METHODS, MIN_COSINE, Format, get_format
 from edge_jepa.io import atomic_dir
 from edge_jepa.models.config import ModelConfig
+from edge_jepa.models.layout import ClipLayout
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -51,7 +51,7 @@ class ExportRequest:
     """What an exporter gets: the fp32 model (clip config = the bundle's), the layout, where to write."""
 
     model: VJEPA2
-    layout: SurpriseLayout
+    layout: ClipLayout
     precision: str
     out_dir: Path
     format: Format
@@ -141,7 +141,7 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
         raise ExportError(missing)
     say = progress or (lambda message: None)
     model = clip_model(_load(model_or_source), frames, size, context_frames)
-    layout = SurpriseLayout.of(model)
+    layout = ClipLayout.of(model)
     out = Path(out)
     with atomic_dir(out) as tmp:
         request = ExportRequest(model, layout, quant, tmp, fmt, calibration_clips, int8_activations, say)
@@ -173,26 +173,19 @@ def _describe_source(model_or_source: VJEPA2 | str | os.PathLike) -> str:
 
 def clip_model(model: VJEPA2, frames: int | None, size: int | None, context_frames: int | None) -> VJEPA2:
     """An fp32 eval copy of `model` whose config.clip is the bundle's clip (same weights; `model` untouched)."""
-    c = model.config.clip
-    frames = frames or c.frames
-    size = size or c.size
     try:
-        ctx = context_frames or model._context_frames(frames)
-        config = model.config.replace(clip={"frames": frames, "size": size, "context_frames": ctx})
+        clipped = model.at_clip(frames, size, context_frames)
     except ValueError as e:
-        raise ExportError(f"clip {frames} frames x {size} px does not fit {model.config.name}: {e}") from None
-    if config == model.config:
-        copy_ = copy.deepcopy(model)
-    else:
-        copy_ = VJEPA2(config)
-        copy_.load_state_dict(model.state_dict())
-    return copy_.float().eval().requires_grad_(False)
+        raise ExportError(str(e)) from None
+    if clipped is model:
+        clipped = copy.deepcopy(model)
+    return clipped.float().eval().requires_grad_(False)
 
 
 # --------------------------------------------------------------------------------------------- manifest
 
 
-def build_manifest(model: VJEPA2, layout: SurpriseLayout, fmt: Format, precision: str, artifacts: Artifacts,
+def build_manifest(model: VJEPA2, layout: ClipLayout, fmt: Format, precision: str, artifacts: Artifacts,
                    *, source: str) -> dict[str, Any]:
     """Everything a runner needs (and a human wants) about a bundle, without the file hashes/fidelity yet."""
     import edge_jepa

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from edge_jepa.export.bundle import Artifacts, ExportRequest, step
-from edge_jepa.export.wrappers import SurpriseLayout, surprise_graphs
+from edge_jepa.export.wrappers import surprise_graphs
 from edge_jepa.formats import IO_NAMES, METHODS
+from edge_jepa.models.layout import ClipLayout
 
 PACKAGE = "model.mlpackage"
 DEFAULT_FUNCTION = "encode_window"
@@ -108,7 +109,7 @@ def compress(mlmodel: Any, precision: str) -> Any:
     return palettize_weights(mlmodel, OptimizationConfig(global_config=op))
 
 
-def validate_spec(package: Path, layout: SurpriseLayout, precision: str) -> dict[str, Any]:
+def validate_spec(package: Path, layout: ClipLayout, precision: str) -> dict[str, Any]:
     """Check the saved package: every function with the manifest's input/output names, shapes and dtypes,
     and compressed weights where the precision asks for them. Returns per-function IO and op counts."""
     import coremltools as ct

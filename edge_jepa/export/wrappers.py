@@ -23,7 +23,6 @@ touched). Two op sets:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -31,70 +30,11 @@ from torch import Tensor, nn
 
 from edge_jepa.models.encoder import LinearTubeletEmbed
 from edge_jepa.models.layers import Attention, LayerNorm, set_op_set
+from edge_jepa.models.layout import ClipLayout
 from edge_jepa.models.rope import grid_tables, index_tables
 from edge_jepa.models.vjepa2 import VJEPA2
 
 OP_SETS = ("fused", "xnnpack")
-
-
-@dataclass(frozen=True)
-class SurpriseLayout:
-    """The fixed clip layout a bundle is exported for (from a model's ClipConfig)."""
-
-    frames: int
-    size: int
-    context_frames: int
-    tubelet: int
-    patch: int
-    width: int  # encoder token dim D
-
-    @classmethod
-    def of(cls, model: VJEPA2) -> SurpriseLayout:
-        c, e = model.config.clip, model.config.encoder
-        return cls(c.frames, c.size, c.context_frames, e.tubelet_size, e.patch_size, e.width)
-
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        return self.frames // self.tubelet, self.size // self.patch, self.size // self.patch
-
-    @property
-    def context_grid(self) -> tuple[int, int, int]:
-        return self.context_frames // self.tubelet, self.size // self.patch, self.size // self.patch
-
-    @property
-    def num_tokens(self) -> int:
-        gt, gh, gw = self.grid
-        return gt * gh * gw
-
-    @property
-    def num_context(self) -> int:
-        gt, gh, gw = self.context_grid
-        return gt * gh * gw
-
-    @property
-    def num_targets(self) -> int:
-        return self.num_tokens - self.num_context
-
-    def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Input shape of each method."""
-        return {
-            "encode_context": (1, 3, self.context_frames, self.size, self.size),
-            "encode_window": (1, 3, self.frames, self.size, self.size),
-            "predict": (1, self.num_context, self.width),
-        }
-
-    def output_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Output shape of each method."""
-        return {
-            "encode_context": (1, self.num_context, self.width),
-            "encode_window": (1, self.num_tokens, self.width),
-            "predict": (1, self.num_targets, self.width),
-        }
-
-    def example_inputs(self, seed: int = 0) -> dict[str, tuple[Tensor]]:
-        """Random inputs of the right shapes (for tracing only; calibration uses real clips)."""
-        g = torch.Generator().manual_seed(seed)
-        return {k: (torch.randn(*s, generator=g),) for k, s in self.input_shapes().items()}
 
 
 class EncoderGraph(nn.Module):
@@ -215,18 +155,17 @@ def to_xnnpack_op_set(model: VJEPA2) -> VJEPA2:
     return model
 
 
-def surprise_graphs(model: VJEPA2, op_set: str = "fused", layout: SurpriseLayout | None = None) -> dict[str, nn.Module]:
+def surprise_graphs(model: VJEPA2, op_set: str = "fused", layout: ClipLayout | None = None) -> dict[str, nn.Module]:
     """The three export modules (eval mode, on a deep copy of `model`), keyed by method name."""
     if op_set not in OP_SETS:
         raise ValueError(f"unknown op set {op_set!r}; use one of {OP_SETS}")
-    layout = layout or SurpriseLayout.of(model)
+    layout = layout or ClipLayout.of(model)
     model = copy.deepcopy(model).float().eval()
     if op_set == "xnnpack":
         to_xnnpack_op_set(model)
     else:
         set_op_set(model, plain_attention=False, decomposed_layernorm=False)
-    ctx_idx = torch.arange(layout.num_context)
-    tgt_idx = torch.arange(layout.num_context, layout.num_tokens)
+    ctx_idx, tgt_idx = layout.context_idx, layout.target_idx
     graphs = {
         "encode_context": EncoderGraph(model.encoder, layout.context_frames, layout.size, layout.frames),
         "encode_window": EncoderGraph(model.encoder, layout.frames, layout.size),

@@ -6,12 +6,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from edge_jepa.models.config import ModelConfig, get_config
 from edge_jepa.models.encoder import Encoder
+from edge_jepa.models.layout import ClipLayout
 from edge_jepa.models.predictor import Predictor
 
 CONFIG_FILE = "edge_jepa.json"
@@ -41,20 +43,56 @@ class VJEPA2(nn.Module):
         self.apply(_init_weights)
 
     # ----------------------------------------------------------------- clip layout
-    def token_grid(self, frames: int | None = None, size: int | tuple[int, int] | None = None) -> tuple[int, int, int]:
+    def layout(self, frames: int | None = None, size: int | None = None,
+               context_frames: int | None = None) -> ClipLayout:
+        """Token grid, context and target tokens of a clip (defaults: the model's clip; without
+        `context_frames` the context keeps the model's share of the clip, on whole tubelets)."""
         c, e = self.config.clip, self.config.encoder
-        h, w = _hw(size if size is not None else c.size)
-        return self.encoder.grid((1, e.in_chans, frames or c.frames, h, w))
-
-    def surprise_indices(self, frames: int | None = None, size: int | tuple[int, int] | None = None,
-                         context_frames: int | None = None) -> tuple[Tensor, Tensor]:
-        """Flat token indices [Nc], [Nt] of the context frames and the target (future) frames of a clip."""
-        gt, gh, gw = self.token_grid(frames, size)
-        ct = self._context_frames(frames, context_frames) // self.config.encoder.tubelet_size
+        self.token_grid(frames, size)  # the encoder's own check: whole tubelets and patches
+        layout = ClipLayout(frames or c.frames, _square(size) if size is not None else c.size,
+                            self._context_frames(frames, context_frames), e.tubelet_size, e.patch_size, e.width)
+        ct, gt = layout.context_grid[0], layout.grid[0]
         if not 0 < ct < gt:
             raise ValueError(f"context of {ct} tubelets does not fit a clip of {gt} tubelets")
-        n_ctx = ct * gh * gw
-        return torch.arange(n_ctx), torch.arange(n_ctx, gt * gh * gw)
+        return layout
+
+    def token_grid(self, frames: int | None = None, size: int | None = None) -> tuple[int, int, int]:
+        c, e = self.config.clip, self.config.encoder
+        s = _square(size) if size is not None else c.size
+        return self.encoder.grid((1, e.in_chans, frames or c.frames, s, s))
+
+    def surprise_indices(self, frames: int | None = None, size: int | None = None,
+                         context_frames: int | None = None) -> tuple[Tensor, Tensor]:
+        """Flat token indices [Nc], [Nt] of the context frames and the target (future) frames of a clip."""
+        layout = self.layout(frames, size, context_frames)
+        return layout.context_idx, layout.target_idx
+
+    def at_clip(self, frames: int | None = None, size: int | None = None, context_frames: int | None = None,
+                **clip: Any) -> VJEPA2:
+        """These weights at another clip (like nanoGPT's `crop_block_size`, for video).
+
+        A new model whose config.clip has the given frames / size / context_frames (default: the model's context
+        share) and any other ClipConfig field (fps=, preprocess=), with this model's weights: RoPE has no
+        learned positions, so any clip on whole tubelets and patches works. Returns `self` when nothing changes
+        and keeps the device (a meta-device model stays weightless), dtype and train/eval mode.
+        Raises ValueError when the clip does not fit the model.
+        """
+        c = self.config.clip
+        frames, size = frames or c.frames, size or c.size
+        try:
+            fields = {"frames": frames, "size": size, "context_frames": self._context_frames(frames, context_frames),
+                      **clip}
+            config = self.config.replace(clip=fields)
+        except ValueError as e:
+            raise ValueError(f"clip {frames} frames x {size} px does not fit {self.config.name}: {e}") from None
+        if config == self.config:
+            return self
+        param = next(self.parameters())
+        with torch.device(param.device):
+            model = VJEPA2(config)
+        if param.device.type != "meta":
+            model.load_state_dict(self.state_dict())
+        return model.to(param.dtype).train(self.training)
 
     def _context_frames(self, frames: int | None = None, context_frames: int | None = None) -> int:
         """Context frames for a clip of `frames`: given, or the model's context share, on whole tubelets."""
@@ -71,11 +109,11 @@ class VJEPA2(nn.Module):
         module = {"all": self, "encoder": self.encoder, "predictor": self.predictor}[part]
         return sum(p.numel() for p in module.parameters())
 
-    def flops(self, frames: int | None = None, size: int | tuple[int, int] | None = None) -> FlopCount:
+    def flops(self, frames: int | None = None, size: int | None = None) -> FlopCount:
         """Analytic forward FLOPs of the surprise step on a clip (defaults: the model's clip)."""
         e, p = self.config.encoder, self.config.predictor
-        ctx_idx, tgt_idx = self.surprise_indices(frames, size, self._context_frames(frames))
-        n_ctx, n_all = len(ctx_idx), len(ctx_idx) + len(tgt_idx)
+        layout = self.layout(frames, size)
+        n_ctx, n_all = layout.num_context, layout.num_tokens
         patch = e.in_chans * e.tubelet_size * e.patch_size**2
 
         def vit(n: int, d: int, depth: int, mlp_ratio: float, head_dim: int) -> int:
@@ -120,8 +158,14 @@ def save(model: VJEPA2, path: str | os.PathLike, card: dict | None = None) -> Pa
     return model.save(path, card)
 
 
-def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+def _square(size: int | tuple[int, int]) -> int:
+    """A clip's frame size: an int, or an (h, w) pair with h == w (clips are square)."""
+    if isinstance(size, int):
+        return size
+    h, w = (int(v) for v in size)
+    if h != w:
+        raise ValueError(f"clips are square (size x size), got {h}x{w}")
+    return h
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from edge_jepa.models.config import ModelConfig
+from edge_jepa.models.layout import ClipLayout
 from edge_jepa.models.vjepa2 import VJEPA2
 
 
@@ -54,23 +55,25 @@ class Runner(ABC):
         return self.config.clip.fps
 
     @property
+    def layout(self) -> ClipLayout:
+        """Token grid, context and target tokens of this runner's clip."""
+        return ClipLayout.of(self.config)
+
+    @property
     def grid(self) -> tuple[int, int, int]:
-        e = self.config.encoder
-        return self.frames // e.tubelet_size, self.size // e.patch_size, self.size // e.patch_size
+        return self.layout.grid
 
     @property
     def num_context_tokens(self) -> int:
-        gt, gh, gw = self.grid
-        return self.context_frames // self.config.encoder.tubelet_size * gh * gw
+        return self.layout.num_context
 
     @property
     def context_idx(self) -> Tensor:
-        return torch.arange(self.num_context_tokens)
+        return self.layout.context_idx
 
     @property
     def target_idx(self) -> Tensor:
-        gt, gh, gw = self.grid
-        return torch.arange(self.num_context_tokens, gt * gh * gw)
+        return self.layout.target_idx
 
     @staticmethod
     def open(source: VJEPA2 | Runner | str | os.PathLike, **kwargs) -> Runner:

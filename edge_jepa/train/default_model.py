@@ -15,10 +15,8 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from edge_jepa.checkpoints import DEFAULT_MODEL_DIR, load
@@ -34,21 +32,15 @@ EVAL_PAIRS_PER_TYPE = 40
 
 def measure_updates_per_second(model_dir: Path, seconds: float = 10.0, threads: int = 2) -> dict:
     """Eager fp32 surprise updates/s (two encoder passes + predictor on one window), median of timed runs."""
+    from edge_jepa.bench.timing import time_for
     from edge_jepa.runtime import Runner
 
     torch.set_num_threads(threads)
     runner = Runner.open(load(model_dir))
     clip = torch.randn(1, 3, runner.frames, runner.size, runner.size)
-    for _ in range(10):
-        runner.run(clip)
-    times, t_end = [], time.perf_counter() + seconds
-    while time.perf_counter() < t_end:
-        t = time.perf_counter()
-        runner.run(clip)
-        times.append(time.perf_counter() - t)
-    med = float(np.median(times))
-    return {"threads": threads, "median_ms": round(med * 1e3, 2), "updates_per_s": round(1.0 / med, 1),
-            "p90_ms": round(float(np.percentile(times, 90)) * 1e3, 2), "runs": len(times)}
+    timing = time_for(lambda: runner.run(clip), warmup=10, seconds=seconds)
+    return {"threads": threads, "median_ms": round(timing.p50, 2), "updates_per_s": round(timing.fps, 1),
+            "p90_ms": round(timing.p90, 2), "runs": len(timing.samples_ms)}
 
 
 def package(run_dir: Path, dest: Path = DEFAULT_MODEL_DIR) -> Path:

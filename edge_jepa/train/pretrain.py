@@ -13,15 +13,12 @@ written atomically every `checkpoint_every` steps and on Ctrl-C; `resume=True` c
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import math
 import os
 import random
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,14 +26,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edge_jepa.io import atomic_file, save_checkpoint
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.vjepa2 import VJEPA2
-from edge_jepa.preprocess import IMAGENET_MEAN, IMAGENET_STD, resize_frame
+from edge_jepa.preprocess import clip_tensor
+from edge_jepa.train.common import (
+    CHECKPOINT,
+    LOSS_LOG,
+    cosine_lr,
+    progress_state,
+    read_checkpoint,
+    restore_progress,
+    save_checkpoint,
+    stop_signals,
+    truncate_log,
+)
 from edge_jepa.train.masks import future_mask, multiblock_mask
-
-CHECKPOINT = "checkpoint.pt"
-LOSS_LOG = "loss.jsonl"
 
 
 @dataclass
@@ -67,58 +71,8 @@ class PretrainResult:
     stopped_early: bool
 
 
-def clip_tensor(batch: np.ndarray, size: int, mode: str) -> torch.Tensor:
-    """uint8 [B, T, H, W, 3] -> normalized float [B, 3, T, size, size] (the model's preprocessing)."""
-    if batch.shape[2:4] != (size, size) or mode != "resize":
-        batch = np.stack([[resize_frame(f, size, mode) for f in clip] for clip in batch])
-    x = torch.from_numpy(np.ascontiguousarray(batch)).float().div_(255.0)
-    x = (x - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
-    return x.permute(0, 4, 1, 2, 3).contiguous()
-
-
-def cosine_lr(step: int, *, lr: float, min_lr: float, warmup: int, total: int) -> float:
-    """Linear warm-up over `warmup` steps to `lr`, then a cosine to `min_lr` at step `total`."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def _lr_at(step: int, cfg: PretrainConfig) -> float:
     return cosine_lr(step, lr=cfg.lr, min_lr=cfg.min_lr, warmup=cfg.warmup, total=cfg.steps)
-
-
-def truncate_log(log: Path, step: int) -> None:
-    """Drop JSONL lines with "step" past `step` (steps a killed run did after its checkpoint) and lines cut
-    by the kill, atomically: a resumed run's curve continues without repeated steps."""
-    if not log.exists():
-        return
-    kept = []
-    for line in log.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                kept.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a line cut by the kill
-    with atomic_file(log) as tmp:
-        tmp.write_text("".join(k + "\n" for k in kept))
-
-
-@contextlib.contextmanager
-def stop_signals(signals: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[dict[str, bool]]:
-    """While active, the given signals set `flag["set"]` instead of stopping the process: the training loop
-    checks it at step boundaries, saves a checkpoint and stops (only the main thread can install handlers)."""
-    flag = {"set": False}
-
-    def _on_signal(signum, frame):
-        flag["set"] = True
-
-    old = {s: signal.signal(s, _on_signal) for s in signals} if _is_main_thread() else {}
-    try:
-        yield flag
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
 
 
 def _ema_at(step: int, cfg: PretrainConfig) -> float:
@@ -162,19 +116,16 @@ class Trainer:
             "model": self.model.state_dict(),
             "target_encoder": self.target.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "step": self.step,
-            "losses": torch.tensor(self.losses, dtype=torch.float64),
-            "seconds": self.seconds,
             "config": json.dumps(self.model.config.to_dict()),
-            "torch_rng": torch.get_rng_state(),
+            **progress_state(self.step, self.losses, self.seconds),
         }
         return save_checkpoint(state, self.out / CHECKPOINT, step=self.step)
 
     def load_checkpoint(self) -> bool:
         path = self.out / CHECKPOINT
-        if not path.exists():
+        state = read_checkpoint(path)
+        if state is None:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=True)
         saved = ModelConfig.from_dict(json.loads(state["config"]))
         if saved != self.model.config:
             raise ValueError(f"{path}: checkpoint is for {saved.name}, this run builds {self.model.config.name}; "
@@ -182,15 +133,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.target.load_state_dict(state["target_encoder"])
         self.opt.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
-        self.losses = state["losses"].tolist()
-        self.seconds = float(state["seconds"])
-        torch.set_rng_state(state["torch_rng"])
-        self._truncate_log()
-        return True
-
-    def _truncate_log(self) -> None:
+        self.step, self.losses, self.seconds = restore_progress(state)
         truncate_log(self.out / LOSS_LOG, self.step)
+        return True
 
     # ------------------------------------------------------------------ training
     def _mask(self, grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -284,9 +229,3 @@ class Trainer:
                 "torch": torch.__version__,
             },
         }
-
-
-def _is_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
