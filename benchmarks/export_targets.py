@@ -136,7 +136,7 @@ def _round_robin(runners: dict[str, Any], clip: Any, runs: int) -> dict[str, flo
     """Median ms of runner.run(clip) per runner, runs interleaved across runners (after 3 warm-ups each)."""
     import torch
 
-    from edge_jepa.bench.timing import time_round_robin
+    from edge_jepa.timing import time_round_robin
 
     with torch.inference_mode():
         timings = time_round_robin({k: (lambda r=r: r.run(clip)) for k, r in runners.items()}, warmup=3, runs=runs)

@@ -3,6 +3,9 @@
     import edge_jepa
     result = edge_jepa.surprise_scores("default", frames)   # frames [T, H, W, 3] uint8 RGB
 
+Verbs: load, create, save, preprocess, surprise_scores (SurpriseScorer for streams), pretrain, fit, distill,
+export, watch, bench.
+
 The names below are imported on first use (module `__getattr__`), so `import edge_jepa` and `edge-jepa --help`
 do not import torch.
 """
@@ -29,17 +32,27 @@ _LAZY = {
     "SurpriseResult": "edge_jepa.surprise:SurpriseResult",
     "SurpriseScorer": "edge_jepa.surprise:SurpriseScorer",
     "surprise_scores": "edge_jepa.surprise:surprise_scores",
+    # the verbs behind the commands (each takes progress callbacks; the CLI only parses and prints)
+    "pretrain": "edge_jepa.train.api:pretrain",
+    "fit": "edge_jepa.train.api:fit",
+    "distill": "edge_jepa.distill:",  # edge_jepa.distill(teacher, student, data, out_dir, cfg)
+    "export": "edge_jepa.export:",  # edge_jepa.export(model, format, quant, out=...)
+    "watch": "edge_jepa.stream.watcher:watch",
+    "bench": "edge_jepa.bench:",  # edge_jepa.bench(sources, options, reporter)
 }
 
-__all__ = ["CONFIGS", "VJEPA2", "CheckpointError", "ModelConfig", "SurpriseResult", "SurpriseScorer", "create",
-           "get_config", "load", "preprocess", "save", "surprise_scores", "__version__"]
+__all__ = ["CONFIGS", "VJEPA2", "CheckpointError", "ModelConfig", "SurpriseResult", "SurpriseScorer", "bench",
+           "create", "distill", "export", "fit", "get_config", "load", "preprocess", "pretrain", "save",
+           "surprise_scores", "watch", "__version__"]
 
 if TYPE_CHECKING:
     from edge_jepa.checkpoints import CheckpointError, load
     from edge_jepa.models.config import CONFIGS, ModelConfig, get_config
     from edge_jepa.models.vjepa2 import VJEPA2, create, save
     from edge_jepa.preprocess import preprocess
+    from edge_jepa.stream.watcher import watch
     from edge_jepa.surprise import SurpriseResult, SurpriseScorer, surprise_scores
+    from edge_jepa.train.api import fit, pretrain
 
 
 def __getattr__(name: str) -> Any:

@@ -38,12 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from edge_jepa.bench.timing import time_calls
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.encoder import LinearTubeletEmbed
 from edge_jepa.models.layers import Block
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import EagerRunner, Runner
+from edge_jepa.timing import time_calls
 
 SCHEMES = ("int8-dynamic", "int8-weight", "int4-weight", "fp16")
 # The precisions of the format table (edge_jepa.formats.PRECISIONS) in eager: the scheme each one means.

@@ -10,7 +10,7 @@ import pytest
 from edge_jepa.bench.matmul import matmul_throughput
 from edge_jepa.bench.memory import current_rss_mb, peak_rss_mb
 from edge_jepa.bench.schema import REQUIRED, BenchRow, BenchSchemaError, load_rows, save_rows
-from edge_jepa.bench.timing import Timing, time_calls, time_round_robin
+from edge_jepa.timing import Timing, time_calls, time_round_robin
 
 
 def _row(**kw) -> BenchRow:

@@ -78,8 +78,8 @@ def run_cell(spec: CellSpec, progress: Callable[[str], None] = lambda message: N
 
     from edge_jepa.bench.memory import current_rss_mb, peak_rss_mb
     from edge_jepa.bench.parts import part_calls
-    from edge_jepa.bench.timing import time_calls
     from edge_jepa.quantize import VERIFICATION_SEED_BASE, calibration_clips
+    from edge_jepa.timing import time_calls
 
     set_threads(spec.threads, spec.format)
     rss_before = current_rss_mb()

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_jepa.bench.schema import BenchRow
-from edge_jepa.bench.timing import Timing
 from edge_jepa.formats import MANIFEST, METHODS
+from edge_jepa.timing import Timing
 
 BUNDLE_METHODS = METHODS  # the device scripts' name for them
 _ITERATION = re.compile(r"Iteration\s+(\d+)\s+of\s+(\d+):\s+([0-9.eE+-]+)\s*ms")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from edge_jepa.bench.timing import time_calls
+from edge_jepa.timing import time_calls
 
 
 @dataclass(frozen=True)

@@ -77,88 +77,40 @@ def distill(
 
 def _run(ctx, opts: dict) -> None:
     """The command body (rank 0 prints; every rank trains). `opts`: the command's options by name."""
-    import edge_jepa
     from edge_jepa.checkpoints import CheckpointError
-    from edge_jepa.distill import (
-        CheckpointWriteError,
-        DistillConfig,
-        Distiller,
-        DistillError,
-        LossWeights,
-        plan,
-        student_config,
-    )
+    from edge_jepa.distill import CheckpointWriteError, DistillConfig, DistillError, LossWeights, student_config
+    from edge_jepa.distill.api import distill as distill_model
     from edge_jepa.distill.report import table
     from edge_jepa.distill.trainer import CHECKPOINT, LOSS_LOG, REPORT, STUDENT_DIR
-    from edge_jepa.train.data import make_source
     from edge_jepa.video import VideoError
 
     a = opts
     out: Path = a["out"]
     say = console.print if ctx.is_main else (lambda *args, **kw: None)
+    errors = (DistillError, VideoError, CheckpointError, FileNotFoundError, ValueError, KeyError, FloatingPointError,
+              CheckpointWriteError)
     try:
-        cfg = DistillConfig(
-            steps=a["steps"], batch_size=a["batch_size"], lr=a["lr"], seed=a["seed"], max_minutes=a["minutes"],
-            warmup=a["warmup"] if a["warmup"] is not None else min(100, max(1, a["steps"] // 10)),
-            checkpoint_every=a["checkpoint_every"], threads=a["threads"], cache_teacher=a["cache_teacher"],
-            cache_batches=a["cache_batches"], cache_dir=str(a["cache_dir"]) if a["cache_dir"] else None,
-            teacher_size=a["teacher_size"], frame_stride=a["frame_stride"], align=a["align"],
-            weights=LossWeights(**a["weights"]), future_prob=a["future_prob"], report_pairs=a["report_pairs"],
-            report_clips=a["report_clips"])
-        teacher = edge_jepa.load(a["teacher"])
+        cfg = _config(a, DistillConfig, LossWeights)
         scfg = student_config(a["student"], frames=a["frames"], size=a["size"], fps=a["fps"],
                               context_frames=a["context_frames"])
-        student = edge_jepa.create(scfg, seed=cfg.seed)
-        alignment = plan(teacher.config, scfg, teacher_size=cfg.teacher_size, stride=cfg.frame_stride,
-                         mode=cfg.align)
-        source = make_source(a["data"], alignment.teacher_clip, cfg.seed)
-        command = "edge-jepa distill " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-        run = Distiller(teacher, student, source, out, cfg, ctx=ctx,
-                        base_card={"distillation": {"command": command, "teacher_source": a["teacher"],
-                                                    "data": source.describe()}})
-        if (out / CHECKPOINT).exists() and not a["resume"]:
-            raise DistillError(f"{out / CHECKPOINT} exists: pass --resume to continue it, or choose another --out")
-        if a["resume"] and run.load_checkpoint():
-            say(f"resuming {out / CHECKPOINT} at step {run.step}/{cfg.steps}")
-    except (DistillError, VideoError, CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
+    except errors as e:
         raise fail(str(e)) from None
-
-    say(f"teacher {teacher.config.name} ({teacher.num_params() / 1e6:.2f} M params, sees "
-        f"{alignment.teacher_clip.frames}x{alignment.teacher_clip.size}px, grid {alignment.teacher_grid}) -> student "
-        f"{scfg.name} ({student.num_params() / 1e6:.3f} M, {scfg.clip.frames}x{scfg.clip.size}px, grid "
-        f"{alignment.student_grid}, tokens by {alignment.mode}) on {source.describe()}"
-        + (f"; {ctx.world} processes ({ctx.backend})" if ctx.distributed else ""))
+    command = "edge-jepa distill " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     with _progress(ctx.is_main) as progress:
-        cache_task = None
-
-        def on_cache(done: int, total: int) -> None:
-            nonlocal cache_task
-            if cache_task is None:
-                cache_task = progress.add_task("teacher cache", total=total, loss=float("nan"), rate=0.0)
-            progress.update(cache_task, completed=done)
-
-        task = progress.add_task("distill", total=cfg.steps, completed=run.step, loss=float("nan"), rate=0.0)
-        ema: dict[str, float | None] = {"loss": None, "rate": None}
-
-        def on_step(step: int, loss: float, rate: float) -> None:
-            ema["loss"] = loss if ema["loss"] is None else 0.95 * ema["loss"] + 0.05 * loss
-            ema["rate"] = rate if ema["rate"] is None else 0.9 * ema["rate"] + 0.1 * rate
-            progress.update(task, completed=step, loss=ema["loss"], rate=ema["rate"])
-
-        def on_report(rep: dict) -> None:
-            progress.console.print(
-                f"step {rep['step']}: token cosine {rep['token_cosine']:.3f}, surprise Spearman "
-                f"{rep['surprise_spearman_windows']:.3f}, AUROC student {rep['student_auroc']:.3f} / teacher "
-                f"{rep['teacher_auroc']:.3f}")
-
+        callbacks = _callbacks(progress, say, cfg)
         try:
-            result = run.run(on_step, on_cache, on_report)
+            result = distill_model(a["teacher"], scfg, a["data"], out, cfg, resume=a["resume"], ctx=ctx,
+                                   base_card={"distillation": {"command": command, "teacher_source": a["teacher"]}},
+                                   **callbacks)
         except KeyboardInterrupt:
             progress.stop()
+            run = callbacks["on_start"].run
+            if run is None:
+                raise
             say(f"[yellow]interrupted at step {run.step}; checkpoint saved to {out / CHECKPOINT}; rerun the same "
                 "command with --resume to continue")
             raise typer.Exit(130) from None
-        except (FloatingPointError, CheckpointWriteError, DistillError) as e:
+        except errors as e:
             raise fail(str(e)) from None
     if not ctx.is_main:
         return
@@ -170,3 +122,56 @@ def _run(ctx, opts: dict) -> None:
     console.print(f"done: {result.steps_done} steps in {result.seconds / 60:.1f} min"
                   + (" (time budget reached)" if result.stopped_early else ""))
     console.print(f"student: {out / STUDENT_DIR}   loss log: {out / LOSS_LOG}   report: {out / REPORT}")
+
+
+def _config(a: dict, DistillConfig, LossWeights):  # noqa: N803 - the classes, imported lazily by the caller
+    return DistillConfig(
+        steps=a["steps"], batch_size=a["batch_size"], lr=a["lr"], seed=a["seed"], max_minutes=a["minutes"],
+        warmup=a["warmup"] if a["warmup"] is not None else min(100, max(1, a["steps"] // 10)),
+        checkpoint_every=a["checkpoint_every"], threads=a["threads"], cache_teacher=a["cache_teacher"],
+        cache_batches=a["cache_batches"], cache_dir=str(a["cache_dir"]) if a["cache_dir"] else None,
+        teacher_size=a["teacher_size"], frame_stride=a["frame_stride"], align=a["align"],
+        weights=LossWeights(**a["weights"]), future_prob=a["future_prob"], report_pairs=a["report_pairs"],
+        report_clips=a["report_clips"])
+
+
+def _callbacks(progress: Progress, say, cfg) -> dict:
+    """on_start / on_step / on_cache / on_report for edge_jepa.distill: the set-up lines and the progress bars."""
+    from edge_jepa.distill.trainer import CHECKPOINT
+
+    tasks: dict = {}
+    ema: dict[str, float | None] = {"loss": None, "rate": None}
+
+    def on_start(run) -> None:
+        on_start.run = run
+        if run.step:
+            say(f"resuming {run.out / CHECKPOINT} at step {run.step}/{cfg.steps}")
+        al, teacher, student = run.alignment, run.teacher, run.heads.student
+        scfg = student.config
+        say(f"teacher {teacher.config.name} ({teacher.num_params() / 1e6:.2f} M params, sees "
+            f"{al.teacher_clip.frames}x{al.teacher_clip.size}px, grid {al.teacher_grid}) -> student "
+            f"{scfg.name} ({student.num_params() / 1e6:.3f} M, {scfg.clip.frames}x{scfg.clip.size}px, grid "
+            f"{al.student_grid}, tokens by {al.mode}) on {run.source.describe()}"
+            + (f"; {run.ctx.world} processes ({run.ctx.backend})" if run.ctx.distributed else ""))
+        tasks["distill"] = progress.add_task("distill", total=cfg.steps, completed=run.step, loss=float("nan"),
+                                             rate=0.0)
+
+    on_start.run = None
+
+    def on_cache(done: int, total: int) -> None:
+        if "cache" not in tasks:
+            tasks["cache"] = progress.add_task("teacher cache", total=total, loss=float("nan"), rate=0.0)
+        progress.update(tasks["cache"], completed=done)
+
+    def on_step(step: int, loss: float, rate: float) -> None:
+        ema["loss"] = loss if ema["loss"] is None else 0.95 * ema["loss"] + 0.05 * loss
+        ema["rate"] = rate if ema["rate"] is None else 0.9 * ema["rate"] + 0.1 * rate
+        progress.update(tasks["distill"], completed=step, loss=ema["loss"], rate=ema["rate"])
+
+    def on_report(rep: dict) -> None:
+        progress.console.print(
+            f"step {rep['step']}: token cosine {rep['token_cosine']:.3f}, surprise Spearman "
+            f"{rep['surprise_spearman_windows']:.3f}, AUROC student {rep['student_auroc']:.3f} / teacher "
+            f"{rep['teacher_auroc']:.3f}")
+
+    return {"on_start": on_start, "on_step": on_step, "on_cache": on_cache, "on_report": on_report}

@@ -114,33 +114,24 @@ def fit(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted fit"),
 ) -> None:
     """Continue self-supervised training on your own footage so the model learns the scene's normal."""
-    from edge_jepa.cli.train_commands import build_model, run_training
-    from edge_jepa.train.data import MixedSource, SyntheticSource, VideoSource
-    from edge_jepa.train.pretrain import PretrainConfig
+    from edge_jepa.cli.train_commands import command_line, print_done, training_progress
+    from edge_jepa.train.api import fit as fit_model
     from edge_jepa.video import VideoError
 
-    net, origin = build_model(model, frames=None, size=None, fps=None, context_frames=None, preprocess=None,
-                              seed=seed)
     path = Path(source)
-    try:
-        if source.isdigit() and not path.exists():
-            path = _record_camera(int(source), record_seconds, net.config.clip.fps)
-        videos = VideoSource(path, net.config.clip, seed)
-    except VideoError as e:
-        raise fail(str(e)) from None
-    src = MixedSource(SyntheticSource(net.config.clip, seed), videos, synthetic_share) if synthetic_share > 0 \
-        else videos
-    cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, min_lr=lr, warmup=20, seed=seed,
-                         max_minutes=minutes, ema=(0.995, 0.995), checkpoint_every=50,
-                         extra={"model": origin, "source": str(source)})
-    run_dir = out.with_name(out.name + ".run")
-    trained = run_training(net, src, run_dir, cfg, resume=resume, data_desc=src.describe(), base_card={})
-    from edge_jepa.checkpoints import load
+    if source.isdigit() and not path.exists():
+        try:
+            from edge_jepa.train.api import prepare_model
 
-    final = load(trained)
-    card = json.loads((trained / "card.json").read_text())
-    final.save(out, card=card)
-    console.print(f"fitted model: {out}")
+            path = _record_camera(int(source), record_seconds, prepare_model(model, seed=seed)[0].config.clip.fps)
+        except (VideoError, FileNotFoundError, ValueError) as e:
+            raise fail(str(e)) from None
+    with training_progress() as (on_start, on_step):
+        run = fit_model(path, out, model, minutes=minutes, steps=steps, batch_size=batch_size, lr=lr,
+                        synthetic_share=synthetic_share, seed=seed, resume=resume, command=command_line(),
+                        on_start=on_start, on_step=on_step)
+    print_done(run)
+    console.print(f"fitted model: {run.model_dir}")
 
 
 def _record_camera(index: int, seconds: float, fps: float) -> Path:

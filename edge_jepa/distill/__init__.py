@@ -7,6 +7,7 @@ Command line: `edge-jepa distill ...`, or data-parallel `torchrun --nproc_per_no
 with the same flags. See docs/distillation.md.
 """
 
+from edge_jepa._verbs import callable_module
 from edge_jepa.distill.align import ALIGN_MODES, Alignment, DistillError, plan
 from edge_jepa.distill.api import distill, student_config
 from edge_jepa.distill.losses import LossWeights, StudentWithHeads
@@ -16,3 +17,5 @@ from edge_jepa.io import CheckpointWriteError
 
 __all__ = ["ALIGN_MODES", "Alignment", "CheckpointWriteError", "DistillConfig", "DistillError", "DistillResult",
            "Distiller", "FidelityReporter", "LossWeights", "StudentWithHeads", "distill", "plan", "student_config"]
+
+callable_module(__name__, distill)  # edge_jepa.distill(teacher, student, data, out_dir, cfg) (see edge_jepa._verbs)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_jepa.distill.align import DistillError, plan
 from edge_jepa.distill.data import ClipSource
 from edge_jepa.distill.dist import DistContext
-from edge_jepa.distill.trainer import CHECKPOINT, DistillConfig, Distiller, DistillResult
+from edge_jepa.distill.trainer import CHECKPOINT, DistillConfig, Distiller, DistillResult, StepCallback
 from edge_jepa.models.config import CONFIGS, ModelConfig
 from edge_jepa.models.vjepa2 import VJEPA2
 
@@ -37,10 +38,18 @@ def student_config(spec: str | os.PathLike | ModelConfig, **clip: object) -> Mod
 
 def distill(teacher: VJEPA2 | str | os.PathLike, student: VJEPA2 | ModelConfig | str, data: str | ClipSource,
             out_dir: str | os.PathLike, cfg: DistillConfig | None = None, *, resume: bool = False,
-            ctx: DistContext | None = None) -> DistillResult:
+            ctx: DistContext | None = None, base_card: dict | None = None,
+            on_start: Callable[[Distiller], None] | None = None, on_step: StepCallback | None = None,
+            on_cache: Callable[[int, int], None] | None = None,
+            on_report: Callable[[dict], None] | None = None) -> DistillResult:
     """Distil `teacher` (a model or anything edge_jepa.load takes) into `student` (a model, a config or a
     registered name: fresh weights seeded by cfg.seed) on `data` ('synthetic', a video file/folder,
-    'synthetic+PATH' or a clip source). The student is saved to OUT/student; returns the result."""
+    'synthetic+PATH' or a clip source). The student is saved to OUT/student; returns the result.
+
+    A checkpoint in `out_dir` is continued with resume=True and refused otherwise. Progress: `on_start(run)`
+    once the run is set up (checkpoint loaded), then `Distiller.run`'s on_step / on_cache / on_report.
+    Ctrl-C / SIGTERM save a checkpoint and raise KeyboardInterrupt.
+    """
     import edge_jepa
     from edge_jepa.train.data import make_source
 
@@ -51,10 +60,14 @@ def distill(teacher: VJEPA2 | str | os.PathLike, student: VJEPA2 | ModelConfig |
         alignment = plan(teacher_model.config, student_model.config, teacher_size=cfg.teacher_size,
                          stride=cfg.frame_stride, mode=cfg.align)
         data = make_source(data, alignment.teacher_clip, cfg.seed)
-    run = Distiller(teacher_model, student_model, data, out_dir, cfg, ctx=ctx)
+    if base_card is not None and "distillation" in base_card:
+        base_card["distillation"].setdefault("data", data.describe())
+    run = Distiller(teacher_model, student_model, data, out_dir, cfg, ctx=ctx, base_card=base_card)
     if (Path(out_dir) / CHECKPOINT).exists() and not resume:
-        raise DistillError(f"{Path(out_dir) / CHECKPOINT} exists: pass resume=True to continue it, or use another "
-                           "out_dir")
+        raise DistillError(f"{Path(out_dir) / CHECKPOINT} exists: pass --resume (resume=True) to continue it, or "
+                           "choose another --out")
     if resume:
         run.load_checkpoint()
-    return run.run()
+    if on_start:
+        on_start(run)
+    return run.run(on_step, on_cache, on_report)

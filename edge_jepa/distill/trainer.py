@@ -113,6 +113,7 @@ class Distiller:
         self.alignment: Alignment = plan(teacher.config, student.config, teacher_size=cfg.teacher_size,
                                          stride=cfg.frame_stride, mode=cfg.align)
         self.per_rank = cfg.batch_size // self.ctx.world
+        self.source = source
         self.teacher = teacher.eval()
         self.teacher_sha256 = state_digest(teacher)
         device = self.ctx.device

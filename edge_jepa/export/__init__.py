@@ -1,13 +1,15 @@
 """Export V-JEPA 2 models to ExecuTorch, CoreML and ONNX bundles (`edge-jepa export`).
 
-    from edge_jepa.export import export_bundle
-    path = export_bundle("default", "executorch", quant="int8", out="bundles/pico-int8")
+    path = edge_jepa.export("default", "executorch", quant="int8", out="bundles/pico-int8")  # = export_bundle
     runner = edge_jepa.runtime.Runner.open(path)        # same call as the eager model
 
 The format table (edge_jepa.formats.FORMATS) drives the exporters, the runners and the benchmark.
 """
 
+from edge_jepa._verbs import callable_module
 from edge_jepa.export.bundle import ExportError, export_bundle
 from edge_jepa.formats import FORMATS, MIN_COSINE, PRECISIONS, Format, get_format
 
 __all__ = ["FORMATS", "MIN_COSINE", "PRECISIONS", "ExportError", "Format", "export_bundle", "get_format"]
+
+callable_module(__name__, export_bundle)  # edge_jepa.export(model, format, quant, out=...) (see edge_jepa._verbs)

@@ -32,8 +32,8 @@ EVAL_PAIRS_PER_TYPE = 40
 
 def measure_updates_per_second(model_dir: Path, seconds: float = 10.0, threads: int = 2) -> dict:
     """Eager fp32 surprise updates/s (two encoder passes + predictor on one window), median of timed runs."""
-    from edge_jepa.bench.timing import time_for
     from edge_jepa.runtime import Runner
+    from edge_jepa.timing import time_for
 
     torch.set_num_threads(threads)
     runner = Runner.open(load(model_dir))

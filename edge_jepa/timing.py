@@ -1,4 +1,7 @@
-"""Wall-clock timing of a call: warm-up, then timed runs; percentiles of the runs."""
+"""THE timer: wall-clock timing of a call (warm-up, then timed runs or a time budget) and percentiles of the runs.
+
+Used by the benchmark (edge_jepa.bench), the quantization report and the default model's speed measurement.
+"""
 
 from __future__ import annotations
 
