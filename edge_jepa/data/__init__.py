@@ -1,6 +1,6 @@
 """Data sources: the synthetic physical world (training stream and violation-of-expectation sets)."""
 
-from edge_jepa.data.synthetic import (
+from edge_jepa.data.world import (
     BACKGROUND_KINDS,
     SHAPES,
     VIOLATIONS,
