@@ -13,7 +13,7 @@ See edge_jepa/stream/README.md.
 """
 
 from edge_jepa.stream.events import DetectorStep, Event, EventDetector, EventLog, detect_events
-from edge_jepa.stream.loop import ScoredWindow, StreamLoop, StreamStats, StreamUpdate
+from edge_jepa.stream.loop import ScoredWindow, StreamLoop, StreamUpdate
 from edge_jepa.stream.render import ClipRecorder, Renderer
 from edge_jepa.stream.ring import CapturedFrame, FrameRing
 from edge_jepa.stream.sources import (
@@ -29,6 +29,7 @@ from edge_jepa.stream.sources import (
     StreamSource,
     open_source,
 )
+from edge_jepa.stream.stats import StreamStats
 from edge_jepa.stream.watcher import WatchSummary, watch
 
 __all__ = [

@@ -24,9 +24,10 @@ from edge_jepa.io import atomic_file
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.events import CALIBRATING, Event, EventDetector, EventLog
-from edge_jepa.stream.loop import StreamLoop, StreamStats, StreamUpdate
+from edge_jepa.stream.loop import StreamLoop, StreamUpdate
 from edge_jepa.stream.render import ClipRecorder, Renderer, clip_name
 from edge_jepa.stream.sources import Source, open_source
+from edge_jepa.stream.stats import StreamStats
 from edge_jepa.viz import VideoWriter, plot_timeline
 
 QUIT_KEYS = (ord("q"), 27)  # q, Esc
