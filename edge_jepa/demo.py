@@ -59,22 +59,7 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
     threshold = float(thresholds[calibrated][-1]) if calibrated.any() else float("nan")
     truth = [(float(v["frame"]) / fps, str(v["violation"])) for v in scene.meta["violations"]]
 
-    vmax = float(np.nanpercentile([m.max() for m in maps.values()], 99)) if maps else 1.0
-    video_path = out / "demo.mp4"
-    with VideoWriter(video_path, fps) as writer:
-        for i, frame in enumerate(frames):
-            active = any(e["start_s"] <= times[i] <= e["end_s"] for e in events)
-            label = f"t={times[i]:5.1f}s  surprise {scores[i]:.3f}" if np.isfinite(scores[i]) else \
-                f"t={times[i]:5.1f}s  warming up"
-            recent = [v for t, v in truth if t <= times[i] < t + 1.0]
-            if recent:
-                label += f"  [{recent[0]}]"
-            writer.write(annotate(frame, heatmap=maps.get(i), vmax=vmax, history=scores[: i + 1].tolist(),
-                                  threshold=float(thresholds[i]) if calibrated[i] else None, label=label,
-                                  active=active))
-            if on_progress and (i % 25 == 0 or i == len(frames) - 1):
-                on_progress("render", i + 1, len(frames))
-
+    video_path = _write_video(out / "demo.mp4", frames, fps, scores, maps, thresholds, events, truth, on_progress)
     scored_times = times[np.isfinite(scores)]
     calibration = (float(scored_times[0]), float(scored_times[0] + DEMO_WARMUP_S)) if len(scored_times) else None
     plot_path = plot_timeline(out / "surprise.png", times, scores, threshold=thresholds,
@@ -82,15 +67,8 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
                               calibration=calibration,
                               title=f"surprise of {scorer.runner.config.name} on a synthetic scene (seed {seed})")
     target_s = (scorer.runner.config.clip.frames - scorer.runner.config.clip.context_frames) / fps
-    per_violation = []
-    for t, name in truth:
-        window = (times >= t) & (times <= t + target_s + 1.0 / fps)
-        peak = float(np.nanmax(scores[window])) if np.isfinite(scores[window]).any() else float("nan")
-        hit = any(e["start_s"] <= t + target_s + 1.0 / fps and e["end_s"] >= t for e in events)
-        per_violation.append({"time_s": t, "violation": name, "peak_score_after": peak, "detected": hit})
+    per_violation, false_events = _match_events(times, scores, events, truth, target_s + 1.0 / fps)
     matched = sum(v["detected"] for v in per_violation)
-    false_events = [e for e in events
-                    if not any(t - 0.1 <= e["peak_s"] <= t + target_s + 1.0 / fps for t, _ in truth)]
     report = {
         "model": scorer.runner.config.name,
         "backend": f"{scorer.runner.backend}/{scorer.runner.precision}",
@@ -109,3 +87,40 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
     with atomic_file(summary_path) as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     return DemoOutputs(video_path, plot_path, summary_path, report)
+
+
+def _write_video(path: Path, frames: np.ndarray, fps: float, scores: np.ndarray, maps: dict[int, np.ndarray],
+                 thresholds: np.ndarray, events: list[dict], truth: list[tuple[float, str]],
+                 on_progress: Callable[[str, int, int], None] | None) -> Path:
+    """The annotated MP4: each frame with its heat map, the score history, the threshold and the violation."""
+    vmax = float(np.nanpercentile([m.max() for m in maps.values()], 99)) if maps else 1.0
+    times = np.arange(len(frames)) / fps
+    calibrated = np.isfinite(thresholds)
+    with VideoWriter(path, fps) as writer:
+        for i, frame in enumerate(frames):
+            active = any(e["start_s"] <= times[i] <= e["end_s"] for e in events)
+            label = f"t={times[i]:5.1f}s  surprise {scores[i]:.3f}" if np.isfinite(scores[i]) else \
+                f"t={times[i]:5.1f}s  warming up"
+            recent = [v for t, v in truth if t <= times[i] < t + 1.0]
+            if recent:
+                label += f"  [{recent[0]}]"
+            writer.write(annotate(frame, heatmap=maps.get(i), vmax=vmax, history=scores[: i + 1].tolist(),
+                                  threshold=float(thresholds[i]) if calibrated[i] else None, label=label,
+                                  active=active))
+            if on_progress and (i % 25 == 0 or i == len(frames) - 1):
+                on_progress("render", i + 1, len(frames))
+    return path
+
+
+def _match_events(times: np.ndarray, scores: np.ndarray, events: list[dict], truth: list[tuple[float, str]],
+                  reach_s: float) -> tuple[list[dict], list[dict]]:
+    """(per violation: peak score after it and whether an event covers it, the events near no violation);
+    a violation at t can show up to `reach_s` later (the target span of the window)."""
+    per_violation = []
+    for t, name in truth:
+        window = (times >= t) & (times <= t + reach_s)
+        peak = float(np.nanmax(scores[window])) if np.isfinite(scores[window]).any() else float("nan")
+        hit = any(e["start_s"] <= t + reach_s and e["end_s"] >= t for e in events)
+        per_violation.append({"time_s": t, "violation": name, "peak_score_after": peak, "detected": hit})
+    false_events = [e for e in events if not any(t - 0.1 <= e["peak_s"] <= t + reach_s for t, _ in truth)]
+    return per_violation, false_events

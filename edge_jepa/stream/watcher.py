@@ -88,73 +88,26 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
     Keys in the window: q/Esc quit, space/p pause, r recalibrate.
     """
     runner = Runner.open(model)
-    src = source_for(source, runner, headless=headless, realtime=realtime, fps=fps)
-    if not headless:
-        try:
-            _check_display()
-        except RuntimeError:
-            src.close()
-            raise
+    src = _open(source, runner, headless, realtime, fps)
     out_dir = Path(out) if out is not None else None
     log = EventLog(out_dir / "events.jsonl") if out_dir is not None else None
     detector = detector or EventDetector()
     if log is not None:
         detector.next_id = max(detector.next_id, log.next_id)
-
-    def ended(ev: Event) -> None:
-        if out_dir is not None and clips:
-            ev.clip = clip_name(ev.id)
-        if log is not None:
-            log.append(ev)
-        if on_event is not None:
-            on_event(ev)
-
-    loop = StreamLoop(runner, src, detector=detector, on_event=ended, keep_trace=headless)
-    renderer = Renderer(loop)
-    recorder = ClipRecorder(out_dir, runner.fps, pre_s=clip_pre_s, post_s=clip_post_s) \
-        if out_dir is not None and clips else None
-    video = VideoWriter(out_dir / "annotated.mp4", runner.fps) if out_dir is not None and headless else None
-    display = None if headless else _Display(window, loop)
-    interrupted, failure, t_first = False, None, None
+    loop = StreamLoop(runner, src, detector=detector, on_event=_event_sink(out_dir, clips, log, on_event),
+                      keep_trace=headless)
+    sinks = _Sinks(Renderer(loop),
+                   ClipRecorder(out_dir, runner.fps, pre_s=clip_pre_s, post_s=clip_post_s)
+                   if out_dir is not None and clips else None,
+                   VideoWriter(out_dir / "annotated.mp4", runner.fps) if out_dir is not None and headless else None,
+                   None if headless else _Display(window, loop))
     try:
-        loop.start()
-        while True:
-            try:
-                update = loop.next_update(timeout=0.5 if headless else 0.03)
-            except Exception as e:  # noqa: BLE001 - the capture/inference error, re-raised after the outputs
-                failure = e
-                break
-            if update is not None:
-                t_first = update.t if t_first is None else t_first
-                image = _draw(update, renderer, loop, recorder, video, display is None)
-                if on_update is not None:
-                    on_update(update, image)
-                if display is not None and image is not None and not update.repeat:
-                    display.show(image)
-                if max_seconds is not None and update.t - t_first >= max_seconds:
-                    interrupted = True
-                    break
-            elif loop.finished:
-                break
-            if display is not None and display.poll():
-                interrupted = True
-                break
-    except KeyboardInterrupt:
-        interrupted = True
+        interrupted, failure = _consume(loop, sinks, on_update, max_seconds)
     finally:
-        loop.stop()
-        for update in _drain(loop):  # events closed at shutdown, clips completed
-            _draw(update, renderer, loop, recorder, video, display is None)
-        if recorder is not None:
-            recorder.close()
-        if log is not None:
-            log.close()
-        if display is not None:
-            display.close()
-    outputs = _finish_outputs(loop, out_dir, video, recorder, headless, src)
+        _shut_down(loop, sinks, log)
     summary = WatchSummary(src.name, runner.config.name, f"{runner.backend}/{runner.precision}", loop.realtime,
-                           headless, loop.stats(), list(detector.events), _calibration(detector), outputs,
-                           interrupted)
+                           headless, loop.stats(), list(detector.events), _calibration(detector),
+                           _finish_outputs(loop, out_dir, sinks.video, sinks.recorder, headless, src), interrupted)
     if not interrupted and failure is None:
         _warn_if_too_short(summary.stats, loop, str(src.name))
     if out_dir is not None:
@@ -165,6 +118,86 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
     if failure is not None:
         raise failure
     return summary
+
+
+@dataclass
+class _Sinks:
+    """Where updates go: the renderer, and (each optional) event clips, the annotated video, the live window."""
+
+    renderer: Renderer
+    recorder: ClipRecorder | None
+    video: VideoWriter | None
+    display: _Display | None
+
+
+def _open(source: str | int | os.PathLike | np.ndarray | Source, runner: Runner, headless: bool,
+          realtime: bool | None, fps: float | None) -> Source:
+    """The opened source; with a display, fail (closing the source) when there is no display."""
+    src = source_for(source, runner, headless=headless, realtime=realtime, fps=fps)
+    if not headless:
+        try:
+            _check_display()
+        except RuntimeError:
+            src.close()
+            raise
+    return src
+
+
+def _event_sink(out_dir: Path | None, clips: bool, log: EventLog | None,
+                on_event: Callable[[Event], None] | None) -> Callable[[Event], None]:
+    """What happens as each event ends (in the inference thread): name its clip, log it, tell the caller."""
+
+    def ended(ev: Event) -> None:
+        if out_dir is not None and clips:
+            ev.clip = clip_name(ev.id)
+        if log is not None:
+            log.append(ev)
+        if on_event is not None:
+            on_event(ev)
+
+    return ended
+
+
+def _consume(loop: StreamLoop, sinks: _Sinks, on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None,
+             max_seconds: float | None) -> tuple[bool, Exception | None]:
+    """Run the loop, drawing each update, until the stream ends, the user quits or max_seconds of source time
+    passed; (interrupted, the capture/inference error to re-raise once the outputs are complete)."""
+    display, t_first = sinks.display, None
+    try:
+        loop.start()
+        while True:
+            try:
+                update = loop.next_update(timeout=0.5 if display is None else 0.03)
+            except Exception as e:  # noqa: BLE001 - the capture/inference error, re-raised after the outputs
+                return False, e
+            if update is not None:
+                t_first = update.t if t_first is None else t_first
+                image = _draw(update, sinks.renderer, loop, sinks.recorder, sinks.video, display is None)
+                if on_update is not None:
+                    on_update(update, image)
+                if display is not None and image is not None and not update.repeat:
+                    display.show(image)
+                if max_seconds is not None and update.t - t_first >= max_seconds:
+                    return True, None
+            elif loop.finished:
+                return False, None
+            if display is not None and display.poll():
+                return True, None
+    except KeyboardInterrupt:
+        return True, None
+
+
+def _shut_down(loop: StreamLoop, sinks: _Sinks, log: EventLog | None) -> None:
+    """Stop the loop; draw the events closed at shutdown (clips complete); close the clips, log and window."""
+    loop.stop()
+    for update in _drain(loop):
+        _draw(update, sinks.renderer, loop, sinks.recorder, sinks.video, sinks.display is None)
+    if sinks.recorder is not None:
+        sinks.recorder.close()
+    if log is not None:
+        log.close()
+    if sinks.display is not None:
+        sinks.display.close()
 
 
 def _warn_if_too_short(stats: StreamStats, loop: StreamLoop, name: str) -> None:
