@@ -22,7 +22,7 @@ FPS = 30.0  # the videos are written at 30 fps (the loop resamples them to the m
 TEST_SEED = 4242  # never used to tune the detector (tuning: seeds 100-109, see edge_jepa/stream/README.md)
 # The violation: the world is swapped for another synthetic scene for 1 s (every object vanishes, others appear,
 # then everything is back). The embedded default model detects this reliably; single-object violations of the
-# synthetic world it detects far less reliably (its card gives a matched-pair AUROC of 0.66): see the README.
+# synthetic world it detects far less reliably (its card gives a matched-pair AUROC of 0.66): see docs/world-model.md.
 # Scenes have no occluder: objects re-emerging from behind it are what the default model finds surprising in
 # plausible scenes.
 SWAPS = (10.0, 17.0, 24.0, 31.0)

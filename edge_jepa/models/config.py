@@ -156,7 +156,7 @@ CONFIGS: dict[str, ModelConfig] = {
     ),
     # One-frame-tubelet alternative to the default (each frame its own tokens; the surprise step predicts the 8th
     # frame of a 30 fps window from the first 7), narrower than vit_pico so that its 128 tokens cost 0.51 GFLOPs
-    # against vit_pico's 64 at 0.41. Better surprise, slower .pte (README: "The embedded default model").
+    # against vit_pico's 64 at 0.41. Better surprise, slower .pte (docs/world-model.md: "The embedded default model").
     "vit_pico_t1": ModelConfig(
         name="vit_pico_t1", encoder=EncoderConfig(width=96, depth=6, heads=4, tubelet_size=1),
         predictor=PredictorConfig(width=64, depth=4, heads=2, num_mask_tokens=4),
