@@ -11,18 +11,18 @@ Eager schemes (torchao configs, CPU):
 torchao quantizes nn.Linear weights, so the tubelet Conv2d is first rewritten as the equivalent Linear over
 flattened patches (same weights, reshaped: edge_jepa.models.encoder.LinearTubeletEmbed) and is quantized with the
 rest; that also sidesteps oneDNN's bf16 Conv2d with kernel == stride == 16 over 6 channels, which returns
-wrong numbers on this torch (measured: cosine 0.01 vs fp32). A quantized model takes and returns float32
-like the original (forward hooks cast at the encoder/predictor boundary), so everything that accepts a model
+wrong numbers on this torch (near-zero cosine vs fp32). A quantized model takes and returns float32 like the
+original (forward hooks cast at the encoder/predictor boundary), so everything that accepts a model
 accepts it; it is for running, not for `save` (its state dict holds torchao tensors).
 
 The PT2E path (`pt2e_quantize`) is what `edge-jepa export --format executorch --quant int8` uses:
 XNNPACKQuantizer, per-channel int8 weights on every Linear. Activations are dynamic int8 per token by default;
 static per-tensor int8 calibrated on real clips (`calibration_clips`: synthetic world clips preprocessed
-exactly like the model's input) is the alternative (`--int8-activations static`). Measured on the default
-vit_pico (1 thread): dynamic gives a smaller .pte (2.16 vs 2.29 MB: no per-method int32 biases, fewer q/dq
-nodes), the same surprise-step latency (3.52 vs 3.52 ms) and a higher cosine (0.99999 vs 0.99987). In the
-static mode the tubelet embedding stays dynamic: a static per-tensor scale on its output (the start of the
-residual stream) alone cost 0.008 of token cosine on a small model.
+exactly like the model's input) is the alternative (`--int8-activations static`). Dynamic is the default
+because on the default model it gave a smaller .pte (no per-method int32 biases, fewer q/dq nodes), the same
+latency and a higher cosine (figures: edge_jepa/export/README.md, "ExecuTorch specifics"; regenerate with
+`python benchmarks/export_targets.py --int8-activations static`). In the static mode the tubelet embedding
+stays dynamic: a static per-tensor scale at the start of the residual stream cost token cosine.
 """
 
 from __future__ import annotations
