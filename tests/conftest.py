@@ -32,6 +32,25 @@ def tiny_model_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory):
+    """bundle(format, precision): the tiny model (TINY, seed 0) exported once per session and verified on 2 clips,
+    shared by the parametrized runner test and the per-format files (exports are the slow part)."""
+    from edge_jepa.export import export_bundle
+
+    model = edge_jepa.create(TINY, seed=0).eval()
+    root = tmp_path_factory.mktemp("bundles")
+    cache: dict[tuple[str, str], Path] = {}
+
+    def bundle(fmt: str, precision: str) -> Path:
+        if (fmt, precision) not in cache:
+            cache[fmt, precision] = export_bundle(model, fmt, precision, out=root / f"{fmt}-{precision}",
+                                                  verify_clips=2)
+        return cache[fmt, precision]
+
+    return bundle
+
+
 @pytest.fixture(scope="module")
 def one_inference_thread():
     """Torch on one thread: the test machines share 2 cores with other jobs, where 2 threads spin and stall."""
