@@ -131,3 +131,19 @@ def test_vit_pico_t1_predicts_the_last_frame_of_its_window():
         context = model.encoder(torch.randn(1, 3, 7, 64, 64))  # the 7 context frames alone
         pred = model.predictor(context, ctx[None], tgt[None])
     assert context.shape == (1, 112, 96) and pred.shape == (1, 16, 96)
+
+
+def test_at_clip_is_the_same_weights_on_another_clip(pico):
+    assert pico.at_clip() is pico and pico.at_clip(pico.config.clip.frames) is pico  # nothing changes
+    c = pico.config.clip
+    longer = pico.at_clip(frames=2 * c.frames, size=2 * c.size, fps=2 * c.fps)
+    assert longer.config.clip.frames == 2 * c.frames and longer.config.clip.size == 2 * c.size
+    assert longer.config.clip.context_frames == 2 * c.context_frames  # the context keeps the model's share
+    assert longer.config.clip.fps == 2 * c.fps and longer.config.encoder == pico.config.encoder
+    assert all(torch.equal(a, b) for a, b in zip(longer.state_dict().values(), pico.state_dict().values(), strict=True))
+    assert longer.training == pico.training and longer.layout().grid == (c.frames, c.size // 8, c.size // 8)
+    with torch.device("meta"):
+        meta = edge_jepa.create("vit_large", seed=None)
+    assert next(meta.at_clip(frames=8, size=64).parameters()).is_meta  # weightless stays weightless
+    with pytest.raises(ValueError, match="does not fit"):
+        pico.at_clip(frames=c.frames + 1)

@@ -54,10 +54,10 @@ def open_runner(spec: CellSpec) -> tuple[Any, float | None]:
     if spec.format in EAGER_FORMATS:
         import torch
 
-        from edge_jepa.bench.sources import at_clip, load_model
+        from edge_jepa.bench.sources import load_model
         from edge_jepa.quantize import quantize, state_size
 
-        model = at_clip(load_model(spec.source), spec.frames, spec.size)
+        model = load_model(spec.source).at_clip(spec.frames, spec.size)
         if spec.precision != "fp32":
             model = quantize(model, spec.precision)  # the precision's eager scheme (quantize.PRECISION_SCHEMES)
         size_mb = state_size(model) / 1e6

@@ -26,7 +26,7 @@ from edge_jepa.bench.cell import EAGER_FORMATS, CellError, CellSpec, run_cell, r
 from edge_jepa.bench.matmul import matmul_throughput, torch_threads
 from edge_jepa.bench.parts import check_parts
 from edge_jepa.bench.schema import PARTS, BenchRow
-from edge_jepa.bench.sources import at_clip, describe, is_bundle, is_geometry, load_model, weights_digest
+from edge_jepa.bench.sources import describe, is_bundle, is_geometry, load_model, weights_digest
 from edge_jepa.formats import FORMATS, PRECISIONS
 from edge_jepa.models.config import ModelConfig, get_config
 from edge_jepa.models.layout import ClipLayout
@@ -162,7 +162,7 @@ def _plan_source(source: str, options: BenchOptions, reference: Path,
     if is_geometry(source) and not needs_weights:  # only the config and FLOPs are needed here: no weights
         model = _meta_geometry(source, options.frames, options.size)
     else:
-        model = at_clip(load_model(source), options.frames, options.size)
+        model = load_model(source).at_clip(options.frames, options.size)
     flops = model.flops()
     ref = write_reference(model, options.fidelity_clips, reference) if options.fidelity_clips else None
     cells = []
@@ -227,7 +227,7 @@ def _bundle_reference(manifest: dict[str, Any], config: ModelConfig, clips: int,
     """fp32 eager reference of a bundle from the model it was exported from, when that source loads here."""
     source = manifest["model"].get("source", "")
     try:
-        model = at_clip(load_model(source), config.clip.frames, config.clip.size)
+        model = load_model(source).at_clip(config.clip.frames, config.clip.size)
     except Exception as e:  # noqa: BLE001 - any failure means: no eager reference here
         return None, f"the bundle's source {source!r} does not load here ({type(e).__name__})"
     if model.config.to_dict()["encoder"] != config.to_dict()["encoder"]:

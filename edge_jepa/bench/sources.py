@@ -31,12 +31,6 @@ def describe(source: str) -> str:
     return f"{source} (random weights)" if is_geometry(source) else source
 
 
-def at_clip(model: VJEPA2, frames: int | None, size: int | None) -> VJEPA2:
-    """`model` at a frames x size clip (`VJEPA2.at_clip`; the context share follows the model); ValueError
-    when the clip does not fit (frames on whole tubelets, size on whole patches)."""
-    return model.at_clip(frames, size)
-
-
 def weights_digest(model: VJEPA2) -> str:
     """Short sha256 of the config and every tensor: the cache key of bundles exported from this model."""
     h = hashlib.sha256(repr(sorted(model.config.to_dict().items())).encode())

@@ -74,7 +74,7 @@ class VJEPA2(nn.Module):
         A new model whose config.clip has the given frames / size / context_frames (default: the model's context
         share) and any other ClipConfig field (fps=, preprocess=), with this model's weights: RoPE has no
         learned positions, so any clip on whole tubelets and patches works. Returns `self` when nothing changes
-        and keeps the device (a meta-device model stays weightless), dtype and train/eval mode.
+        and keeps the device (a meta-device model stays weightless), dtype, train/eval mode and requires_grad.
         Raises ValueError when the clip does not fit the model.
         """
         c = self.config.clip
@@ -92,7 +92,7 @@ class VJEPA2(nn.Module):
             model = VJEPA2(config)
         if param.device.type != "meta":
             model.load_state_dict(self.state_dict())
-        return model.to(param.dtype).train(self.training)
+        return model.to(param.dtype).train(self.training).requires_grad_(param.requires_grad)
 
     def _context_frames(self, frames: int | None = None, context_frames: int | None = None) -> int:
         """Context frames for a clip of `frames`: given, or the model's context share, on whole tubelets."""
