@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from edge_jepa.data.synthetic import VIOLATIONS, SyntheticClip, eval_set  # noqa: E402
+from edge_jepa.data.synthetic import VIOLATIONS, SyntheticClip, WorldConfig, eval_set  # noqa: E402
 from edge_jepa.evaluation import world_for  # noqa: E402
 from edge_jepa.io import atomic_file  # noqa: E402
 from edge_jepa.preprocess import crop_geometry  # noqa: E402
@@ -74,8 +74,57 @@ def token_kinds(clip: SyntheticClip, target_frames: range, grid_hw: tuple[int, i
     return kinds
 
 
+def _report(name: str, backend: str, clips: int, seed_base: int, sums: dict) -> dict:
+    report: dict = {"model": name, "backend": backend, "clips": clips, "seeds": [seed_base, seed_base + clips],
+                    "kinds": {}}
+    for kind, s in sums.items():
+        n = max(1, s["tokens"])
+        pred, copy = s["predictor"] / n, s["copy"] / n
+        report["kinds"][kind] = {"tokens": s["tokens"], "predictor_l1": pred, "copy_l1": copy,
+                                 "ratio": pred / copy if copy > 0 else float("nan")}
+    return report
+
+
+def _add(sums: dict, kinds: np.ndarray, p_err: np.ndarray, c_err: np.ndarray) -> None:
+    for k, name in enumerate(KINDS):
+        sel = kinds == k
+        sums[name]["tokens"] += int(sel.sum())
+        sums[name]["predictor"] += float(p_err[sel].sum())
+        sums[name]["copy"] += float(c_err[sel].sum())
+
+
+def measure_frame_causal(model, *, pairs_per_type: int = 4, seed_base: int = VALIDATION_SEED_BASE) -> dict:
+    """The same split for a frame-causal model: every frame with a full context is predicted from the cached
+    tokens of the previous T-1 frames; the copy prediction is the previous frame's observed tokens."""
+    from edge_jepa.models.world import token_errors
+
+    c = model.config.clip
+    gh, gw = model.token_grid()
+    world = WorldConfig(size=max(32, c.size), num_frames=c.frames * 2 + 4, fps=c.fps, violation_margin=c.frames)
+    pairs = eval_set(range(seed_base, seed_base + pairs_per_type * len(VIOLATIONS)), world, VIOLATIONS)
+    sums = {k: {"tokens": 0, "predictor": 0.0, "copy": 0.0} for k in KINDS}
+    ctx = c.frames - 1
+    with torch.inference_mode():
+        for clip, _ in pairs:
+            x = torch.from_numpy(np.stack([frame_to_input(f, c.size, c.preprocess) for f in clip.frames], axis=1))
+            z = model.encode_frames(x[None])[0]  # [F, N, D]
+            ends = list(range(ctx, clip.num_frames))
+            pred, _ = model.predict(torch.stack([z[e - ctx : e] for e in ends]), c.fps)
+            observed = F.layer_norm(z, z.shape[-1:])
+            for j, e in enumerate(ends):
+                p_err = token_errors(pred[j, -1], z[e]).reshape(gh, gw).numpy()
+                c_err = (observed[e - 1] - observed[e]).abs().mean(-1).reshape(gh, gw).numpy()
+                _add(sums, token_kinds(clip, range(e, e + 1), (gh, gw), c.size, c.preprocess), p_err, c_err)
+    return _report(model.config.name, "eager/fp32", len(pairs), seed_base, sums)
+
+
 def measure(model, *, pairs_per_type: int = 4, seed_base: int = VALIDATION_SEED_BASE) -> dict:
     """Mean predictor and copy L1 per token kind over every window of the plausible validation clips."""
+    from edge_jepa.surprise import _frame_causal
+
+    causal = _frame_causal(model)
+    if causal is not None:
+        return measure_frame_causal(causal, pairs_per_type=pairs_per_type, seed_base=seed_base)
     runner = Runner.open(model)
     c = runner.config.clip
     gt, gh, gw = runner.grid
@@ -98,19 +147,8 @@ def measure(model, *, pairs_per_type: int = 4, seed_base: int = VALIDATION_SEED_
                 for e, p_err, c_err in zip(chunk, pred_err.numpy(), copy_err.numpy(), strict=True):
                     kinds = token_kinds(clip, range(e - c.frames + 1 + c.context_frames, e + 1), (gh, gw),
                                         c.size, c.preprocess)
-                    for k, name in enumerate(KINDS):
-                        sel = kinds == k
-                        sums[name]["tokens"] += int(sel.sum())
-                        sums[name]["predictor"] += float(p_err[sel].sum())
-                        sums[name]["copy"] += float(c_err[sel].sum())
-    report: dict = {"model": runner.config.name, "backend": f"{runner.backend}/{runner.precision}",
-                    "clips": len(pairs), "seeds": [seed_base, seed_base + len(pairs)], "kinds": {}}
-    for name, s in sums.items():
-        n = max(1, s["tokens"])
-        pred, copy = s["predictor"] / n, s["copy"] / n
-        report["kinds"][name] = {"tokens": s["tokens"], "predictor_l1": pred, "copy_l1": copy,
-                                 "ratio": pred / copy if copy > 0 else float("nan")}
-    return report
+                    _add(sums, kinds, p_err, c_err)
+    return _report(runner.config.name, f"{runner.backend}/{runner.precision}", len(pairs), seed_base, sums)
 
 
 def main(argv: list[str] | None = None) -> dict:

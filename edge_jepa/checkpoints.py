@@ -27,7 +27,7 @@ from torch import Tensor
 
 from edge_jepa.models.config import CONFIGS, ClipConfig, EncoderConfig, ModelConfig, PredictorConfig
 from edge_jepa.models.encoder import conv3d_to_conv2d_weight
-from edge_jepa.models.vjepa2 import CONFIG_FILE, VJEPA2, WEIGHTS_FILE
+from edge_jepa.models.vjepa2 import CONFIG_FILE, VJEPA2, WEIGHTS_FILE, build
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
 
@@ -72,7 +72,7 @@ def load(source: str | os.PathLike, *, config: ModelConfig | str | None = None) 
         cfg = _infer_config(state, path.name)
     else:
         cfg, state = _read_official(path)
-    model = VJEPA2(override or cfg)
+    model = build(override or cfg)
     _load_strict(model, state, path, detected=cfg)
     return model.eval()
 

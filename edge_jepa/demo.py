@@ -15,7 +15,7 @@ from edge_jepa.io import atomic_file
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.events import EventDetector, detect_events
-from edge_jepa.surprise import SurpriseScorer, surprise_trace
+from edge_jepa.surprise import as_scorer, surprise_trace
 from edge_jepa.viz import VideoWriter, annotate, plot_timeline
 
 DEFAULT_VIOLATIONS = ((5.0, "teleport"), (10.0, "vanish"), (15.0, "color_change"), (20.0, "reverse"),
@@ -36,11 +36,14 @@ class DemoOutputs:
 
 def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLike = "edge-jepa-demo", *,
              seconds: float = 30.0, seed: int = 7, violations: tuple[tuple[float, str], ...] = DEFAULT_VIOLATIONS,
-             render_size: int = 192, on_progress: Callable[[str, int, int], None] | None = None) -> DemoOutputs:
-    """Render, score, annotate, plot and summarize. Returns the paths and the JSON report."""
+             render_size: int = 192, fps: float | None = None,
+             on_progress: Callable[[str, int, int], None] | None = None) -> DemoOutputs:
+    """Render, score, annotate, plot and summarize. Returns the paths and the JSON report.
+
+    fps: the scene's frame rate (default: the model's); a frame-causal model scores any rate as it comes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scorer = SurpriseScorer(model)
+    scorer = as_scorer(model, fps=fps) if fps else as_scorer(model)
     fps = scorer.fps
     world = WorldConfig(size=render_size, fps=fps, num_frames=16)
     scene = render_long_video(seed, seconds, world, violations)
@@ -65,13 +68,13 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
     plot_path = plot_timeline(out / "surprise.png", times, scores, threshold=thresholds,
                               events=[(e["start_s"], e["end_s"]) for e in events], truth=truth,
                               calibration=calibration,
-                              title=f"surprise of {scorer.runner.config.name} on a synthetic scene (seed {seed})")
-    target_s = (scorer.runner.config.clip.frames - scorer.runner.config.clip.context_frames) / fps
+                              title=f"surprise of {scorer.config.name} on a synthetic scene (seed {seed})")
+    target_s = (scorer.config.clip.frames - scorer.config.clip.context_frames) / fps
     per_violation, false_events = _match_events(times, scores, events, truth, target_s + 1.0 / fps)
     matched = sum(v["detected"] for v in per_violation)
     report = {
-        "model": scorer.runner.config.name,
-        "backend": f"{scorer.runner.backend}/{scorer.runner.precision}",
+        "model": scorer.config.name,
+        "backend": scorer.backend,
         "seconds": seconds, "fps": fps, "frames": len(frames), "seed": seed,
         "threshold": threshold,  # the live detector's last upper threshold (it adapts; NaN if never calibrated)
         "detector": {"warmup_s": detector.warmup_s, "k": detector.k, "k_low": detector.k_low,

@@ -25,7 +25,7 @@ from edge_jepa.data.synthetic import VIOLATIONS, WorldConfig, eval_set
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.preprocess import resize_frame
 from edge_jepa.runtime.base import Runner
-from edge_jepa.surprise import SurpriseScorer, surprise_scores
+from edge_jepa.surprise import as_scorer, surprise_scores
 
 # Held-out scene seeds: training draws its scenes from seeds < 2**31 derived from (seed, step); evaluation
 # uses this disjoint block (training seeds are (seed * 1_000_003 + step * batch) mod 2**31 < 10**9 for any
@@ -91,9 +91,10 @@ def pixel_baseline_scores(frames: np.ndarray, kind: str, *, size: int, mode: str
     return scores
 
 
-def world_for(runner: Runner) -> WorldConfig:
+def world_for(runner) -> WorldConfig:
     """Held-out scenes at the model's size and fps, long enough that a violation comes after a full window
-    of normal frames (so the model has a plausible context) and is followed by the same again."""
+    of normal frames (so the model has a plausible context) and is followed by the same again.
+    `runner`: anything with the model's `config` (a Runner, a scorer, a model)."""
     clip = runner.config.clip
     return WorldConfig(size=max(32, clip.size), num_frames=clip.frames * 2 + 4, fps=clip.fps,
                        violation_margin=clip.frames)
@@ -103,17 +104,17 @@ def score_pairs(model: VJEPA2 | Runner | str, *, pairs_per_type: int = 20, seed_
                 violations: tuple[str, ...] = VIOLATIONS, world: WorldConfig | None = None,
                 on_pair: Callable[[int, int], None] | None = None, baselines: bool = False) -> list[PairScores]:
     """Score `pairs_per_type` held-out matched pairs of each violation type (and the pixel baselines)."""
-    scorer = SurpriseScorer(model)
-    world = world or world_for(scorer.runner)
+    scorer = as_scorer(model)
+    world = world or world_for(scorer)
     pairs = eval_set(range(seed_base, seed_base + pairs_per_type * len(violations)), world, violations)
     out = []
-    clip = scorer.runner.config.clip
+    clip = scorer.config.clip
     for i, (plausible, violating) in enumerate(pairs):
         extra = {k: tuple(pixel_baseline_scores(c.frames, k, size=clip.size, mode=clip.preprocess, window=clip.frames)
                           for c in (plausible, violating)) for k in (BASELINES if baselines else ())}
         out.append(PairScores(violating.violation, int(violating.violation_frame),
-                              surprise_scores(scorer.runner, plausible.frames),
-                              surprise_scores(scorer.runner, violating.frames), extra))
+                              surprise_scores(scorer, plausible.frames),
+                              surprise_scores(scorer, violating.frames), extra))
         if on_pair:
             on_pair(i + 1, len(pairs))
     return out
@@ -150,7 +151,7 @@ def evaluate_surprise(model: VJEPA2 | Runner | str, *, pairs_per_type: int = 20,
 
     With `baselines`, `report["baselines"][name]` holds the same summary for each model-free pixel baseline.
     """
-    runner = Runner.open(model)
+    runner = as_scorer(model)
     pairs = score_pairs(runner, pairs_per_type=pairs_per_type, seed_base=seed_base, violations=violations,
                         on_pair=on_pair, baselines=baselines)
     tol = tolerance if tolerance is not None else runner.config.clip.frames - runner.config.clip.context_frames
@@ -161,7 +162,7 @@ def evaluate_surprise(model: VJEPA2 | Runner | str, *, pairs_per_type: int = 20,
             for k in BASELINES
         }
     summary["model"] = runner.config.name
-    summary["backend"] = f"{runner.backend}/{runner.precision}"
+    summary["backend"] = runner.backend
     summary["seeds"] = [seed_base, seed_base + pairs_per_type * len(violations)]
     summary["world"] = dataclasses.asdict(world_for(runner))
     return summary

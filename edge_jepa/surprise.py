@@ -7,14 +7,21 @@ For a window of T frames ending at frame f:
     surprise(f) = mean |predicted - observed| over target tokens       (L1, as in V-JEPA's training loss)
 The per-token errors form a map over the frame (a heatmap of *where* the surprise is). A window's surprise
 is attributed to its last frame, so scores are causal: a stream knows the score of frame f at frame f.
+
+A frame-causal model (`edge_jepa.models.world`) is scored by `FrameCausalScorer`: each frame is encoded once
+on arrival, the predictor runs over the cached tokens of the previous T-1 frames, and frame f's surprise is
+the error of its prediction (`scoring`: mean, max, nll or zmax over its tokens). `SurpriseScorer(model)`,
+`surprise_trace` and `surprise_scores` pick it for such a model.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,8 +38,9 @@ _INV_STD = 1.0 / (np.asarray(IMAGENET_STD, np.float32) * 255.0)
 @dataclass
 class SurpriseResult:
     frame_index: int  # the window's last frame (the frame the score is attributed to)
-    score: float  # mean L1 over target tokens
+    score: float  # mean L1 over target tokens (a frame-causal model: its scorer's `scoring`)
     token_errors: np.ndarray  # [T', H', W'] per-token L1 over the target time steps
+    log_scale: np.ndarray | None = None  # [T', H', W'] predicted log-scale of the errors (frame-causal models)
 
     @property
     def heatmap(self) -> np.ndarray:
@@ -57,12 +65,23 @@ class SurpriseScorer:
 
     Every `stride` frames once T frames are buffered, `push` returns a SurpriseResult for the window ending
     at that frame; otherwise None. Frames are preprocessed once on arrival and kept in a ring buffer.
+    Given a frame-causal model, `SurpriseScorer(model)` returns a `FrameCausalScorer`.
     """
 
-    def __init__(self, model: VJEPA2 | Runner | str, *, stride: int = 1):
+    def __new__(cls, model=None, **kwargs):
+        if cls is SurpriseScorer:
+            causal = _frame_causal(model)
+            if causal is not None:
+                return FrameCausalScorer(causal, **kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, model: VJEPA2 | Runner | str, *, stride: int = 1, fps: float | None = None):
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
         self.runner = Runner.open(model)
+        if fps is not None and abs(fps - self.runner.fps) > 1e-6:
+            raise ValueError(f"{self.runner.config.name} is a window model for frames at {self.runner.fps:g} fps, "
+                             f"got fps={fps:g}: resample the video to its rate, or use a frame-causal model")
         self.stride = stride
         clip = self.runner.config.clip
         self.frames_per_window, self.size, self.mode = clip.frames, clip.size, clip.preprocess
@@ -76,6 +95,14 @@ class SurpriseScorer:
     @property
     def fps(self) -> float:
         return self.runner.fps
+
+    @property
+    def config(self):
+        return self.runner.config
+
+    @property
+    def backend(self) -> str:
+        return f"{self.runner.backend}/{self.runner.precision}"
 
     def reset(self) -> None:
         self.buffer.clear()
@@ -105,10 +132,153 @@ class SurpriseScorer:
         return [SurpriseResult(int(i), float(m.mean()), m) for i, m in zip(frame_indices, maps, strict=True)]
 
 
+class FrameCausalScorer:
+    """Stream surprise of a frame-causal model: each new frame is encoded once, and frame f's surprise is the
+    error of the prediction the model made for it from the frames before it.
+
+    cache="kv" (default): the predictor keeps the keys/values of the last `frames_per_window - 1` frames and
+    runs on the new frame's tokens only (one update = one frame through the encoder and the predictor); its
+    prediction of the next frame waits for it. cache="rerun": the predictor re-runs over the cached tokens of
+    the previous `frames_per_window - 1` frames (each prediction sees exactly one window, as in training on
+    window-long clips). `fps` is the rate the frames arrive at (default: the model's); the model places frames
+    at their true times, so 10, 15 or 30 fps sources are scored as they come, never padded with repeats.
+    """
+
+    CACHES = ("kv", "rerun")
+
+    def __init__(self, model, *, stride: int = 1, scoring: str | None = None, fps: float | None = None,
+                 cache: str = "kv"):
+        from edge_jepa.models.world import DEFAULT_SCORING, SCORINGS, TIME_UNIT
+
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        scoring = scoring or DEFAULT_SCORING
+        if scoring not in SCORINGS:
+            raise ValueError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
+        if cache not in self.CACHES:
+            raise ValueError(f"unknown cache {cache!r}; choose from {', '.join(self.CACHES)}")
+        if fps is not None and not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.model = model.eval()
+        self.config = model.config
+        self.stride, self.scoring, self.cache_mode = stride, scoring, cache
+        clip = model.config.clip
+        self.frames_per_window, self.size, self.mode = clip.frames, clip.size, clip.preprocess
+        self._fps = float(fps or clip.fps)
+        self._step = 1.0 / (self._fps * TIME_UNIT)  # time positions between two frames
+        gh, gw = model.token_grid()
+        self.target_shape = (1, gh, gw)
+        self.reset()
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def backend(self) -> str:
+        return "eager/fp32"
+
+    def reset(self) -> None:
+        self.tokens: deque[torch.Tensor] = deque(maxlen=self.frames_per_window - 1)  # rerun: [N, D] per frame
+        self.kv = None  # kv: the predictor's cache
+        self.next: tuple[torch.Tensor, torch.Tensor] | None = None  # kv: prediction, log-scale of the next frame
+        self.count = 0
+
+    @torch.no_grad()
+    def push(self, frame: np.ndarray) -> SurpriseResult | None:
+        x = torch.from_numpy(frame_to_input(_check_frame(frame), self.size, self.mode))[None, :, None]
+        return self._push_tokens(self.model.encode_frames(x)[0, 0])  # [N, D]: this frame, encoded once
+
+    def _push_tokens(self, z: torch.Tensor) -> SurpriseResult | None:
+        ctx = self.frames_per_window - 1
+        result = None
+        if self.count >= ctx and (self.count - ctx) % self.stride == 0:
+            if self.cache_mode == "kv":
+                pred, log_b = self.next
+            else:
+                pred, log_b = (t[0, -1] for t in self.model.predict(torch.stack(list(self.tokens))[None], self._fps))
+            result = self._result(self.count, pred, log_b, z)
+        if self.cache_mode == "kv":
+            pred, log_b, self.kv = self.model.predictor.step(z[None], self._step, self.model.token_grid(), self.kv)
+            self.next = (pred[0], log_b[0])
+        else:
+            self.tokens.append(z)
+        self.count += 1
+        return result
+
+    def _result(self, index: int, pred: torch.Tensor, log_b: torch.Tensor, observed: torch.Tensor) -> SurpriseResult:
+        from edge_jepa.models.world import token_errors, token_surprise
+
+        err = token_errors(pred, observed)  # [N]
+        if not torch.isfinite(err).all():
+            raise FloatingPointError(f"the frame-causal model produced NaN/inf at frame {index}; check the input")
+        score = float(token_surprise(err, log_b, self.scoring))
+        return SurpriseResult(int(index), score, err.reshape(self.target_shape).numpy(),
+                              log_scale=log_b.reshape(self.target_shape).numpy())
+
+    @torch.no_grad()
+    def trace(self, frames: np.ndarray | Sequence[np.ndarray], *, stride: int | None = None,
+              batch_size: int = 64) -> list[SurpriseResult]:
+        """SurpriseResults of every frame with a full context (every `stride`-th) of a whole video, from the
+        start of the stream (the scorer is reset); frames are encoded in batches."""
+        arr = check_frames(frames)
+        self.reset()
+        self.stride = stride or self.stride
+        x = torch.from_numpy(np.stack([frame_to_input(f, self.size, self.mode) for f in arr], axis=1))  # [3, F, S, S]
+        z = torch.cat([self.model.encode_frames(x[None, :, i : i + batch_size])[0]
+                       for i in range(0, len(arr), batch_size)])  # [F, N, D]
+        if self.cache_mode == "kv":
+            results = [self._push_tokens(t) for t in z]
+            return [r for r in results if r is not None]
+        ctx = self.frames_per_window - 1
+        ends = list(range(ctx, len(arr), self.stride))
+        results = []
+        for i in range(0, len(ends), batch_size):
+            chunk = ends[i : i + batch_size]
+            pred, log_b = self.model.predict(torch.stack([z[e - ctx : e] for e in chunk]), self._fps)
+            results += [self._result(e, pred[j, -1], log_b[j, -1], z[e]) for j, e in enumerate(chunk)]
+        self.tokens.extend(z[-ctx:])  # a stream can go on with push
+        self.count = len(arr)
+        return results
+
+
+def as_scorer(model, **kwargs) -> SurpriseScorer | FrameCausalScorer:
+    """`model` if it is already a scorer, else the scorer for it (SurpriseScorer picks the kind)."""
+    return model if isinstance(model, SurpriseScorer | FrameCausalScorer) else SurpriseScorer(model, **kwargs)
+
+
+def _frame_causal(model):
+    """The frame-causal model behind `model` (a model, or a path/'default' that loads to one), else None."""
+    if isinstance(model, str | os.PathLike):
+        import json
+
+        from edge_jepa.checkpoints import DEFAULT_MODEL_DIR, load
+        from edge_jepa.models.persist import CONFIG_FILE
+
+        meta = (DEFAULT_MODEL_DIR if str(model) == "default" else Path(model).expanduser()) / CONFIG_FILE
+        try:  # only edge-jepa directories hold frame-causal models; the others load as window models
+            kind = json.loads(meta.read_text())["config"].get("kind", "window") if meta.is_file() else "window"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            kind = "window"  # let the loader report what is wrong with the file
+        return load(model) if kind == "frame_causal" else None
+    config = getattr(model, "config", None)
+    if isinstance(model, torch.nn.Module) and config is not None and config.kind == "frame_causal":
+        return model
+    return None
+
+
 def surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.ndarray | Sequence[np.ndarray], *,
-                   stride: int = 1, batch_size: int = 8) -> list[SurpriseResult]:
-    """SurpriseResults of every window (ending every `stride` frames) of a whole video, batched."""
-    scorer = model if isinstance(model, SurpriseScorer) else SurpriseScorer(model, stride=stride)
+                   stride: int = 1, batch_size: int = 8, fps: float | None = None) -> list[SurpriseResult]:
+    """SurpriseResults of every window (ending every `stride` frames) of a whole video, batched.
+
+    fps: the frames' rate, for frame-causal models (default: the model's); window models need their own rate.
+    """
+    if isinstance(model, FrameCausalScorer):
+        return model.trace(frames, stride=stride)
+    causal = None if isinstance(model, SurpriseScorer) else _frame_causal(model)
+    if causal is not None:
+        return FrameCausalScorer(causal, stride=stride, fps=fps).trace(frames)
+    scorer = model if isinstance(model, SurpriseScorer) else SurpriseScorer(model, stride=stride, fps=fps)
     arr = check_frames(frames)
     T = scorer.frames_per_window
     if len(arr) < T:
@@ -125,15 +295,16 @@ def surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.nda
 
 
 def surprise_scores(model: VJEPA2 | Runner | str, frames: np.ndarray | Sequence[np.ndarray], *,
-                    stride: int = 1) -> np.ndarray:
+                    stride: int = 1, fps: float | None = None) -> np.ndarray:
     """Surprise attributed to each frame: float [F], NaN until the first window is complete.
 
-    frames: uint8 RGB [F, H, W, 3] of any resolution, at the model's frame rate (`model.config.clip.fps`).
-    With stride > 1, frames between two scored windows carry the latest score.
+    frames: uint8 RGB [F, H, W, 3] of any resolution, at the model's frame rate (`model.config.clip.fps`);
+    a frame-causal model also takes other rates (`fps=`). With stride > 1, frames between two scored windows
+    carry the latest score.
     """
     arr = check_frames(frames)
     scores = np.full(len(arr), np.nan, dtype=np.float64)
-    for r in surprise_trace(model, arr, stride=stride):
+    for r in surprise_trace(model, arr, stride=stride, fps=fps):
         scores[r.frame_index : r.frame_index + stride] = r.score
     return scores
 

@@ -114,16 +114,27 @@ def pretrain(
     checkpoint_every: int = typer.Option(100, help="steps between checkpoints"),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's choice)"),
     future_prob: float = typer.Option(0.75, help="share of steps with a future mask (the rest: multi-block)"),
+    rates: str = typer.Option("10,15,30", help="frame-causal models: frame rates to train at (comma-separated)"),
+    rollout: int = typer.Option(0, min=0, help="frame-causal models: autoregressive steps scored per clip"),
+    sigreg: float = typer.Option(0.0, min=0.0, help="frame-causal models: SIGReg weight (> 0 replaces the EMA)"),
+    change_floor: float = typer.Option(0.1, min=0.0, help="frame-causal models: loss weight floor of static "
+                                       "tokens (weights follow each token's change); --plain-loss for none"),
+    plain_loss: bool = typer.Option(False, "--plain-loss", help="frame-causal models: unweighted L1"),
+    clip_frames: int = typer.Option(None, min=2, help="frame-causal models: training clip length (default: the "
+                                    "window; longer clips train the sliding window a stream runs)"),
 ) -> None:
     """Self-supervised V-JEPA training on the synthetic world and/or your videos."""
     from edge_jepa.train.api import pretrain as pretrain_model
     from edge_jepa.train.pretrain import PretrainConfig
+    from edge_jepa.train.world import WorldTraining, parse_rates
 
     cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, max_minutes=minutes,
                          checkpoint_every=checkpoint_every, warmup=min(200, max(1, steps // 10)), threads=threads,
                          future_prob=future_prob)
     with training_progress() as (on_start, on_step):
+        world = WorldTraining(parse_rates(rates), clip_frames, rollout=rollout, sigreg=sigreg,
+                              change_floor=None if plain_loss else change_floor)
         run = pretrain_model(model, data, out, cfg, resume=resume, tubelet=tubelet, command=command_line(),
-                             on_start=on_start, on_step=on_step, frames=frames, size=size, fps=fps,
+                             on_start=on_start, on_step=on_step, world=world, frames=frames, size=size, fps=fps,
                              context_frames=context_frames, preprocess=preprocess)
     print_done(run)

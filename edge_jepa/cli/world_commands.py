@@ -13,11 +13,12 @@ from rich.table import Table
 from edge_jepa.cli.app import app, console, fail
 
 
-def _open_runner(model: str):
-    from edge_jepa.runtime import Runner
+def _open_scorer(model: str, fps: float | None = None):
+    """The scorer of a model or bundle (a window model's Runner, or a frame-causal model's cached-token scorer)."""
+    from edge_jepa.surprise import SurpriseScorer
 
     try:
-        return Runner.open(model)
+        return SurpriseScorer(model, fps=fps) if fps else SurpriseScorer(model)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
 
@@ -33,18 +34,20 @@ def demo(
     out: Path = typer.Option(Path("edge-jepa-demo"), "--out", help="output directory"),
     seconds: float = typer.Option(30.0, help="length of the synthetic scene"),
     seed: int = typer.Option(7, help="scene seed"),
+    fps: float = typer.Option(None, help="the scene's frame rate (default: the model's; frame-causal models "
+                              "score any rate, window models only their own)"),
 ) -> None:
     """Render a synthetic scene with physics violations, score it, write an annotated MP4, a plot and JSON."""
     from edge_jepa.demo import run_demo
 
-    runner = _open_runner(model)
+    scorer = _open_scorer(model, fps)
     with _bar() as progress:
         task = progress.add_task("scoring + rendering", total=None)
 
         def on_progress(stage: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        outputs = run_demo(runner, out, seconds=seconds, seed=seed, on_progress=on_progress)
+        outputs = run_demo(scorer, out, seconds=seconds, seed=seed, on_progress=on_progress)
     r = outputs.report
     table = Table(title=f"surprise of {r['model']} ({r['backend']}) on a {seconds:g} s synthetic scene")
     for col in ("time (s)", "violation", "peak surprise after", "detected"):
@@ -69,10 +72,10 @@ def eval_surprise(
     from edge_jepa.evaluation import evaluate_surprise
     from edge_jepa.io import atomic_file
 
-    runner = _open_runner(model)
+    scorer = _open_scorer(model)
     with _bar() as progress:
         task = progress.add_task("scoring pairs", total=None)
-        report = evaluate_surprise(runner, pairs_per_type=pairs_per_type, tolerance=tolerance,
+        report = evaluate_surprise(scorer, pairs_per_type=pairs_per_type, tolerance=tolerance,
                                    on_pair=lambda d, t: progress.update(task, completed=d, total=t))
     console.print(results_table(report))
     if json_out:

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREPROCESS_MODES = ("center_crop", "resize")
+# "window": V-JEPA 2's layout (encode a window, predict its last tubelets from its first ones; the released
+# checkpoints). "frame_causal": each frame encoded alone, a block-causal predictor guesses frame t+1's tokens
+# from frames <= t (V-JEPA 2-AC's predictor layout without actions; edge_jepa.models.world).
+MODEL_KINDS = ("window", "frame_causal")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
+    kind: str = "window"
 
     def __post_init__(self) -> None:
         validate(self)
@@ -93,6 +98,7 @@ class ModelConfig:
             encoder=pick(EncoderConfig, d.get("encoder")),
             predictor=pick(PredictorConfig, d.get("predictor")),
             clip=pick(ClipConfig, d.get("clip")),
+            kind=str(d.get("kind", "window")),
         )
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -105,6 +111,11 @@ class ModelConfig:
 
 def validate(cfg: ModelConfig) -> None:
     e, p, c = cfg.encoder, cfg.predictor, cfg.clip
+    if cfg.kind not in MODEL_KINDS:
+        raise ValueError(f"{cfg.name}: kind must be one of {MODEL_KINDS}, got {cfg.kind!r}")
+    if cfg.kind == "frame_causal" and e.tubelet_size != 1:
+        raise ValueError(f"{cfg.name}: a frame-causal model encodes frames alone (tubelet_size 1), "
+                         f"got {e.tubelet_size}")
     for what, width, heads in (("encoder", e.width, e.heads), ("predictor", p.width, p.heads)):
         if width % heads:
             raise ValueError(f"{cfg.name}: {what} width {width} is not divisible by its {heads} heads")
@@ -168,6 +179,14 @@ CONFIGS: dict[str, ModelConfig] = {
         name="vit_nano", encoder=EncoderConfig(width=48, depth=4, heads=4, mlp_ratio=2.0),
         predictor=PredictorConfig(width=32, depth=2, heads=2, num_mask_tokens=4),
         clip=ClipConfig(frames=8, size=64, fps=30.0, context_frames=6, preprocess="resize"),
+    ),
+    # Frame-causal world model (edge_jepa.models.world): each 64 px frame encoded alone (16 tokens), a
+    # block-causal predictor guesses the next frame's tokens from up to 7 earlier frames (an 8-frame window).
+    "world_pico": ModelConfig(
+        name="world_pico", encoder=EncoderConfig(width=128, depth=4, heads=4, tubelet_size=1),
+        predictor=PredictorConfig(width=128, depth=4, heads=4, num_mask_tokens=1),
+        clip=ClipConfig(frames=8, size=64, fps=30.0, context_frames=7, preprocess="resize"),
+        kind="frame_causal",
     ),
 }
 

@@ -31,11 +31,17 @@ def rotation_matrix(head_dim: int) -> Tensor:
     return r
 
 
-def rope_tables(t: Tensor, h: Tensor, w: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:
-    """cos/sin tables [..., N, head_dim] for token positions t, h, w (each [..., N], any numeric dtype)."""
+def rope_tables(t: Tensor, h: Tensor, w: Tensor, head_dim: int, *,
+                relative: bool = False) -> tuple[Tensor, Tensor]:
+    """cos/sin tables [..., N, head_dim] for token positions t, h, w (each [..., N], any numeric dtype).
+
+    relative=False: the release's tiled frequencies (a rotated pair mixes two frequencies, so attention also
+    sees absolute positions). relative=True: each pair (2k, 2k+1) shares omega_k, a true rotation, so q.k
+    depends on position differences only (the frame-causal predictor: its KV cache re-bases positions).
+    """
     d = axis_dim(head_dim)
     omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float32, device=t.device) / (d / 2))  # [d/2]
-    omega = omega.repeat(2)  # [d]: tiled, as the release
+    omega = omega.repeat_interleave(2) if relative else omega.repeat(2)  # [d]
     angles = [pos.to(torch.float32).unsqueeze(-1) * omega for pos in (t, h, w)]  # 3 x [..., N, d]
     rest = head_dim - 3 * d
     cos = [a.cos() for a in angles]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +12,10 @@ from torch import Tensor, nn
 
 from edge_jepa.models.config import ModelConfig, get_config
 from edge_jepa.models.encoder import Encoder
+from edge_jepa.models.layers import init_weights
 from edge_jepa.models.layout import ClipLayout
+from edge_jepa.models.persist import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, write_model_dir  # noqa: F401
 from edge_jepa.models.predictor import Predictor
-
-CONFIG_FILE = "edge_jepa.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -131,26 +128,25 @@ class VJEPA2(nn.Module):
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, card: dict | None = None) -> Path:
         """Write the edge-jepa format: `model.safetensors` + `edge_jepa.json` (config [+ card]), atomically."""
-        from edge_jepa.io import atomic_dir, save_safetensors
-
-        path = Path(path)
-        with atomic_dir(path) as tmp:
-            save_safetensors({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
-                             tmp / WEIGHTS_FILE)
-            meta = {"format": "edge-jepa", "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
-            (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-            if card is not None:
-                (tmp / "card.json").write_text(json.dumps(card, indent=2))
-        return path
+        return write_model_dir(self, path, card)
 
 
-def create(config: ModelConfig | str, *, seed: int | None = 0) -> VJEPA2:
-    """A freshly initialised model of a registered size (or a ModelConfig), seeded for reproducibility."""
+def build(config: ModelConfig | str) -> nn.Module:
+    """A fresh model of a config's kind: VJEPA2 ("window") or FrameCausalJEPA ("frame_causal")."""
+    from edge_jepa.models.world import FrameCausalJEPA
+
+    cfg = get_config(config) if isinstance(config, str) else config
+    return FrameCausalJEPA(cfg) if cfg.kind == "frame_causal" else VJEPA2(cfg)
+
+
+def create(config: ModelConfig | str, *, seed: int | None = 0) -> nn.Module:
+    """A freshly initialised model of a registered size (or a ModelConfig), seeded for reproducibility: a VJEPA2,
+    or a FrameCausalJEPA for a config of kind "frame_causal" (edge_jepa.models.world)."""
     if seed is None:
-        return VJEPA2(config)
+        return build(config)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return VJEPA2(config)
+        return build(config)
 
 
 def save(model: VJEPA2, path: str | os.PathLike, card: dict | None = None) -> Path:
@@ -169,13 +165,7 @@ def _square(size: int | tuple[int, int]) -> int:
 
 
 def _init_weights(m: nn.Module) -> None:
-    """Truncated-normal init as the release (std 0.02), zero biases, unit LayerNorms."""
-    if isinstance(m, nn.Linear | nn.Conv2d):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-    elif isinstance(m, Predictor):
+    """Truncated-normal init as the release (std 0.02), zero biases, unit LayerNorms, mask tokens like weights."""
+    init_weights(m)
+    if isinstance(m, Predictor):
         nn.init.trunc_normal_(m.mask_tokens, std=0.02)

@@ -9,16 +9,20 @@ parse options, show progress through the callbacks and print; everything else ha
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from edge_jepa.models.config import CONFIGS
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.train.common import CHECKPOINT, LOSS_LOG
 from edge_jepa.train.pretrain import PretrainConfig, PretrainResult, Trainer
+from edge_jepa.train.world import WorldTraining
 
 StepCallback = Callable[[int, float], None]  # (step, loss) after each optimizer step
 
@@ -45,11 +49,14 @@ def prepare_model(model: str | VJEPA2, *, seed: int = 0, tubelet: int | None = N
     if isinstance(model, str) and model in CONFIGS:
         encoder = {"tubelet_size": tubelet} if tubelet is not None else {}
         return create(CONFIGS[model].replace(clip=clip, encoder=encoder), seed=seed), f"fresh {model}"
-    loaded = model if isinstance(model, VJEPA2) else load(model)
+    loaded = model if isinstance(model, torch.nn.Module) else load(model)
     if tubelet is not None and tubelet != loaded.config.encoder.tubelet_size:
         raise ValueError(f"tubelet {tubelet}: {model} has trained weights with tubelets of "
                          f"{loaded.config.encoder.tubelet_size} frames; a new tubelet size needs a fresh config "
                          f"({', '.join(CONFIGS)})")
+    if clip and loaded.config.kind == "frame_causal":
+        raise ValueError(f"{model}: clip overrides ({', '.join(clip)}) apply to window models; a frame-causal model "
+                         "keeps its window (fresh configs take them)")
     if clip:
         clip.setdefault("context_frames", loaded.config.clip.context_frames)  # the same context unless given
         loaded = loaded.at_clip(**clip)
@@ -58,13 +65,20 @@ def prepare_model(model: str | VJEPA2, *, seed: int = 0, tubelet: int | None = N
 
 def train(model: VJEPA2, source: Any, out: str | os.PathLike, cfg: PretrainConfig, *, resume: bool = False,
           command: str = "", base_card: dict | None = None, on_start: Callable[[Trainer], None] | None = None,
-          on_step: StepCallback | None = None) -> TrainingRun:
+          on_step: StepCallback | None = None, world: WorldTraining | None = None) -> TrainingRun:
     """Train `model` on a clip source in the run directory `out` and save OUT/model (edge-jepa format with
     card.json). A checkpoint in `out` is continued with resume=True and refused otherwise. `on_start(trainer)`
     runs once the checkpoint (if any) is loaded; Ctrl-C / SIGTERM save a checkpoint and raise KeyboardInterrupt.
+    A frame-causal model trains with the frame-causal objective (`world`: its options).
     """
     out = Path(out)
-    trainer = Trainer(model, source, out, cfg, base_card=base_card)
+    if model.config.kind == "frame_causal":
+        from edge_jepa.train.world import FrameCausalTrainer
+
+        trainer: Trainer = FrameCausalTrainer(model, source, out, cfg, (world or WorldTraining()).loss,
+                                              base_card=base_card)
+    else:
+        trainer = Trainer(model, source, out, cfg, base_card=base_card)
     if (out / CHECKPOINT).exists() and not resume:
         raise FileExistsError(f"{out / CHECKPOINT} exists: pass --resume to continue it, or choose another --out")
     if resume:
@@ -80,16 +94,28 @@ def train(model: VJEPA2, source: Any, out: str | os.PathLike, cfg: PretrainConfi
 def pretrain(model: str | VJEPA2, data: str, out: str | os.PathLike, cfg: PretrainConfig | None = None, *,
              resume: bool = False, tubelet: int | None = None, command: str = "",
              on_start: Callable[[Trainer], None] | None = None, on_step: StepCallback | None = None,
-             **clip: Any) -> TrainingRun:
+             world: WorldTraining | None = None, **clip: Any) -> TrainingRun:
     """Self-supervised V-JEPA training of `model` (see `prepare_model`) on `data` ('synthetic', a video file
-    or folder, or 'synthetic+PATH'); the model goes to OUT/model. `clip` overrides clip fields."""
+    or folder, or 'synthetic+PATH'); the model goes to OUT/model. `clip` overrides clip fields. A frame-causal
+    model (e.g. "world_pico") trains on the synthetic world at `world.rates`."""
     from edge_jepa.train.data import make_source
 
     cfg = cfg or PretrainConfig()
     net, origin = prepare_model(model, seed=cfg.seed, tubelet=tubelet, **clip)
-    source = make_source(data, net.config.clip, cfg.seed)
+    if net.config.kind == "frame_causal":
+        from edge_jepa.train.world import MultiRateSource
+
+        world = world or WorldTraining()
+        if data != "synthetic":
+            raise ValueError(f"data {data!r}: frame-causal models train on the synthetic world only so far")
+        source: Any = MultiRateSource(net.config.clip, cfg.seed, world.rates, world.clip_frames)
+        cfg.extra.update({"rates": list(world.rates), "clip_frames": source.frames,
+                          "world_loss": dataclasses.asdict(world.loss)})
+    else:
+        source = make_source(data, net.config.clip, cfg.seed)
     cfg.extra.setdefault("model", origin)
-    return train(net, source, out, cfg, resume=resume, command=command, on_start=on_start, on_step=on_step)
+    return train(net, source, out, cfg, resume=resume, command=command, on_start=on_start, on_step=on_step,
+                 world=world)
 
 
 def fit(source: str | os.PathLike, out: str | os.PathLike, model: str | VJEPA2 = "default", *,

@@ -145,32 +145,40 @@ class Trainer:
             return (*future_mask(grid, ct), 1)
         return (*multiblock_mask(grid, rng), 0)
 
-    def train_step(self) -> float:
+    uses_ema = True  # the target encoder follows the online one (a trainer whose objective needs none says so)
+
+    def loss(self) -> torch.Tensor:
+        """The objective on this step's batch: V-JEPA's masked prediction (future or multi-block mask)."""
         cfg, clip_cfg = self.cfg, self.model.config.clip
         batch = self.source.batch(self.step, cfg.batch_size)
         clip = clip_tensor(batch, clip_cfg.size, clip_cfg.preprocess)
         ctx, tgt, mask_index = self._mask(self.model.encoder.grid(clip.shape))
-        lr = _lr_at(self.step, cfg)
+        return jepa_loss(self.model, self.target, clip, ctx, tgt, mask_index)
+
+    def train_step(self) -> float:
+        cfg = self.cfg
         for group in self.opt.param_groups:
-            group["lr"] = lr
-        loss = jepa_loss(self.model, self.target, clip, ctx, tgt, mask_index)
+            group["lr"] = _lr_at(self.step, cfg)
+        loss = self.loss()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower --lr or check the data")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
-        m = _ema_at(self.step, cfg)
-        with torch.no_grad():
-            for pt, ps in zip(self.target.parameters(), self.model.encoder.parameters(), strict=True):
-                pt.mul_(m).add_(ps.detach(), alpha=1 - m)
+        if self.uses_ema:
+            m = _ema_at(self.step, cfg)
+            with torch.no_grad():
+                for pt, ps in zip(self.target.parameters(), self.model.encoder.parameters(), strict=True):
+                    pt.mul_(m).add_(ps.detach(), alpha=1 - m)
         self.step += 1
         return loss.item()
 
     def final_model(self) -> VJEPA2:
-        """The deliverable: EMA encoder + predictor, in eval mode."""
+        """The deliverable: the EMA encoder (when used) + predictor, in eval mode."""
         out = copy.deepcopy(self.model)
-        out.encoder.load_state_dict(self.target.state_dict())
+        if self.uses_ema:
+            out.encoder.load_state_dict(self.target.state_dict())
         return out.eval()
 
     def run(self, on_step: Callable[[int, float], None] | None = None) -> PretrainResult:
