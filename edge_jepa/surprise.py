@@ -104,6 +104,9 @@ class SurpriseScorer:
     def backend(self) -> str:
         return f"{self.runner.backend}/{self.runner.precision}"
 
+    def __str__(self) -> str:
+        return str(self.runner)
+
     def reset(self) -> None:
         self.buffer.clear()
         self.count = 0
@@ -178,6 +181,10 @@ class FrameCausalScorer:
     def backend(self) -> str:
         return "eager/fp32"
 
+    def __str__(self) -> str:
+        return (f"{self.config.name} (frame-causal, {self.backend}, {self._fps:g} fps, {self.scoring} over tokens, "
+                f"{self.cache_mode} step)")
+
     def reset(self) -> None:
         self.tokens: deque[torch.Tensor] = deque(maxlen=self.frames_per_window - 1)  # rerun: [N, D] per frame
         self.kv = None  # kv: the predictor's cache
@@ -205,6 +212,21 @@ class FrameCausalScorer:
             self.tokens.append(z)
         self.count += 1
         return result
+
+    @torch.no_grad()
+    def encode(self, prep: np.ndarray) -> torch.Tensor:
+        """One preprocessed frame [3, S, S] (frame_to_input) -> its tokens [N, D] (cache them: each frame once)."""
+        return self.model.encode_frames(torch.from_numpy(prep)[None, :, None])[0, 0]
+
+    @torch.no_grad()
+    def score_tokens(self, tokens: Sequence[torch.Tensor], frame_index: int) -> SurpriseResult:
+        """Surprise of the last of a window's per-frame tokens [N, D], predicted from the ones before it by a
+        re-run of the predictor over them (the stream loop's step: frames may have been dropped in between)."""
+        if len(tokens) < 2:
+            raise ValueError(f"a window needs at least 2 frames, got {len(tokens)}")
+        ctx = torch.stack(list(tokens[-self.frames_per_window : -1]))[None]  # [1, <= T-1, N, D]
+        pred, log_b = self.model.predict(ctx, self._fps)
+        return self._result(frame_index, pred[0, -1], log_b[0, -1], tokens[-1])
 
     def _result(self, index: int, pred: torch.Tensor, log_b: torch.Tensor, observed: torch.Tensor) -> SurpriseResult:
         from edge_jepa.models.world import token_errors, token_surprise
@@ -245,6 +267,21 @@ class FrameCausalScorer:
 def as_scorer(model, **kwargs) -> SurpriseScorer | FrameCausalScorer:
     """`model` if it is already a scorer, else the scorer for it (SurpriseScorer picks the kind)."""
     return model if isinstance(model, SurpriseScorer | FrameCausalScorer) else SurpriseScorer(model, **kwargs)
+
+
+SOURCE_RATES = (5.0, 60.0)  # a frame-causal model scores a source at its own rate inside this range
+
+
+def scorer_for_source(model, source_fps: float | None) -> SurpriseScorer | FrameCausalScorer:
+    """The scorer for a stream whose frames arrive at `source_fps` (None: unknown). A window model works at its own
+    rate (the stream resamples to it); a frame-causal model takes the source's rate as it is, when known and
+    inside SOURCE_RATES, so no frame is repeated or dropped to fit the model."""
+    scorer = as_scorer(model)
+    lo, hi = SOURCE_RATES
+    if isinstance(scorer, FrameCausalScorer) and source_fps and lo <= source_fps <= hi \
+            and abs(source_fps - scorer.fps) > 1e-6:
+        return FrameCausalScorer(scorer.model, fps=source_fps, scoring=scorer.scoring, cache=scorer.cache_mode)
+    return scorer
 
 
 def _frame_causal(model):

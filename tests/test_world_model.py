@@ -292,3 +292,36 @@ def test_the_analytic_flops_of_a_kv_update_match_torch_s_count():
     # torch counts matmuls and attention; the analytic count also has them all (elementwise ops are left out)
     assert counter.get_total_flops() == pytest.approx(analytic["kv"], rel=0.03)
     assert analytic["kv"] < analytic["rerun"] / 3
+
+
+def test_watch_scores_a_video_file_with_a_frame_causal_model_at_the_file_s_rate(world_model, tmp_path, monkeypatch):
+    from edge_jepa.data.synthetic import render_long_video, write_mp4
+    from edge_jepa.stream import StreamLoop, open_source, watch
+    from edge_jepa.video import read_video
+
+    path = write_mp4(render_long_video(11, 3.0, WorldConfig(size=64, fps=15.0)).frames, tmp_path / "scene.mp4",
+                     15.0)  # a 15 fps camera: the model (30 fps by default) takes it at 15 fps
+    frames = read_video(path).frames
+    encoded = {"n": 0}
+    encode = world_model.encode_frames
+
+    def counting(clip, encoder=None):
+        encoded["n"] += clip.shape[0] * clip.shape[2]
+        return encode(clip, encoder)
+
+    monkeypatch.setattr(world_model, "encode_frames", counting)
+    loop = StreamLoop(world_model, open_source(str(path), realtime=False))
+    assert loop.fps == 15.0 and loop.causal
+    with loop:
+        list(loop)
+    trace = loop.trace()
+    assert encoded["n"] == len(frames) == 45  # every frame through the encoder exactly once
+    monkeypatch.undo()
+    offline = surprise_scores(FrameCausalScorer(world_model, fps=15.0, cache="rerun"), frames)
+    np.testing.assert_allclose(trace["score"], offline[3:], rtol=1e-4, atol=1e-6)  # the same step, offline
+
+    with pytest.warns(RuntimeWarning, match="calibration"):  # 3 s: scored, too short to calibrate events
+        summary = watch(str(path), model=world_model, out=tmp_path / "out", headless=True)
+    assert summary.model == "test-world-tiny" and summary.backend == "eager/fp32"
+    assert summary.stats.windows_scored == len(frames) - 3
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["model"] == "test-world-tiny"

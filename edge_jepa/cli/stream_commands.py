@@ -45,7 +45,6 @@ def watch_command(
     closed and logged; every event already logged is on disk).
     """
     from edge_jepa.checkpoints import CheckpointError
-    from edge_jepa.runtime import Runner
     from edge_jepa.stream import EventDetector, SourceError, watch
     from edge_jepa.stream.watcher import source_for
 
@@ -54,7 +53,9 @@ def watch_command(
 
         torch.set_num_threads(max(1, threads))
     try:
-        runner = Runner.open(model)
+        from edge_jepa.surprise import as_scorer
+
+        runner = as_scorer(model)  # a window model's Runner inside a scorer, or a frame-causal model's scorer
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
     settings = {name: value for name, value in (("warmup_s", warmup), ("k", k), ("k_low", k_low),

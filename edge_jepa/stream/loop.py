@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.models.world import FrameCausalJEPA
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.capture import Capture
 from edge_jepa.stream.events import Event, EventDetector
@@ -30,7 +31,7 @@ from edge_jepa.stream.ring import CapturedFrame, FrameRing
 from edge_jepa.stream.sources import Source
 from edge_jepa.stream.stats import LoopCounters, StreamStats
 from edge_jepa.stream.update import ScoredWindow, StreamUpdate
-from edge_jepa.surprise import SurpriseScorer, frame_to_input
+from edge_jepa.surprise import FrameCausalScorer, frame_to_input, scorer_for_source
 
 SLOW_SOURCE_SHARE = 0.9  # a source announcing fewer than this share of the model's fps gets a warning
 
@@ -38,7 +39,9 @@ SLOW_SOURCE_SHARE = 0.9  # a source announcing fewer than this share of the mode
 class StreamLoop:
     """Surprise on a live source: `start()`, then consume `StreamUpdate`s (iterate, or `next_update`).
 
-    model: any Runner (eager, ExecuTorch, ONNX, CoreML bundle), a VJEPA2, or anything `Runner.open` takes.
+    model: any Runner (eager, ExecuTorch, ONNX, CoreML bundle), a VJEPA2, or anything `Runner.open` takes; or a
+           frame-causal model (its path), which scores the source at the source's own rate, each frame through
+           the encoder once and the predictor over the window's cached tokens.
     source: an opened `Source` (see `open_source`); its `realtime` flag chooses the policy (module docstring).
     detector: the EventDetector (default settings if None).
     on_event: called in the inference thread as each event ends (before the caller hears of it) — the
@@ -48,16 +51,16 @@ class StreamLoop:
     keep_trace: keep (t, score, threshold, active) of every scored window for `trace()` (32 bytes each).
     """
 
-    def __init__(self, model: Runner | VJEPA2 | str, source: Source, *, detector: EventDetector | None = None,
-                 on_event: Callable[[Event], None] | None = None, max_gap_s: float = 1.0,
-                 keep_trace: bool = True, queue_size: int = 8):
-        self.scorer = SurpriseScorer(model)
-        self.runner = self.scorer.runner
+    def __init__(self, model: Runner | VJEPA2 | FrameCausalJEPA | str, source: Source, *,
+                 detector: EventDetector | None = None, on_event: Callable[[Event], None] | None = None,
+                 max_gap_s: float = 1.0, keep_trace: bool = True, queue_size: int = 8):
+        self.scorer = scorer_for_source(model, source.nominal_fps)
+        self.causal = isinstance(self.scorer, FrameCausalScorer)
         self.source = source
         self.realtime = bool(source.realtime)
         self.detector = detector or EventDetector()
         self.on_event = on_event
-        self.fps = float(self.runner.fps)
+        self.fps = float(self.scorer.fps)
         self.frames_per_window = self.scorer.frames_per_window
         self.span_s = (self.frames_per_window - 1) / self.fps
         nominal = source.nominal_fps
@@ -185,8 +188,14 @@ class StreamLoop:
         for f in window:
             if f.prep is None:
                 f.prep = frame_to_input(f.image, size, mode)
-        clip = torch.from_numpy(np.stack([f.prep for f in window], axis=1)[None])
-        result = self.scorer.score_clips(clip, [end.index])[0]
+        if self.causal:  # each frame through the encoder once, the predictor over the window's cached tokens
+            for f in window:
+                if f.tokens is None:
+                    f.tokens = self.scorer.encode(f.prep)
+            result = self.scorer.score_tokens([f.tokens for f in window], end.index)
+        else:
+            clip = torch.from_numpy(np.stack([f.prep for f in window], axis=1)[None])
+            result = self.scorer.score_clips(clip, [end.index])[0]
         if self._recalibrate.is_set():
             self._recalibrate.clear()
             ended = self.detector.recalibrate()

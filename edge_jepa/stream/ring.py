@@ -27,6 +27,7 @@ class CapturedFrame:
     segment: int  # windows only combine frames of one segment
     seq: int = -1  # rank among the frames that end a full window (-1: this one does not)
     prep: np.ndarray | None = field(default=None, repr=False)  # model input, filled once by the inference thread
+    tokens: object = field(default=None, repr=False)  # frame-causal models: its tokens, encoded once (inference)
 
 
 class FrameRing:

@@ -28,6 +28,7 @@ from edge_jepa.stream.loop import StreamLoop, StreamUpdate
 from edge_jepa.stream.render import ClipRecorder, Renderer, clip_name
 from edge_jepa.stream.sources import Source, open_source
 from edge_jepa.stream.stats import StreamStats
+from edge_jepa.surprise import as_scorer
 from edge_jepa.viz import VideoWriter, plot_timeline
 
 QUIT_KEYS = (ord("q"), 27)  # q, Esc
@@ -87,25 +88,25 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
               rendered frame (None when nothing is drawn).
     Keys in the window: q/Esc quit, space/p pause, r recalibrate.
     """
-    runner = Runner.open(model)
-    src = _open(source, runner, headless, realtime, fps)
+    scorer = as_scorer(model)  # a window model's (through its Runner) or a frame-causal model's
+    src = _open(source, scorer, headless, realtime, fps)
     out_dir = Path(out) if out is not None else None
     log = EventLog(out_dir / "events.jsonl") if out_dir is not None else None
     detector = detector or EventDetector()
     if log is not None:
         detector.next_id = max(detector.next_id, log.next_id)
-    loop = StreamLoop(runner, src, detector=detector, on_event=_event_sink(out_dir, clips, log, on_event),
+    loop = StreamLoop(scorer, src, detector=detector, on_event=_event_sink(out_dir, clips, log, on_event),
                       keep_trace=headless)
     sinks = _Sinks(Renderer(loop),
-                   ClipRecorder(out_dir, runner.fps, pre_s=clip_pre_s, post_s=clip_post_s)
+                   ClipRecorder(out_dir, loop.fps, pre_s=clip_pre_s, post_s=clip_post_s)
                    if out_dir is not None and clips else None,
-                   VideoWriter(out_dir / "annotated.mp4", runner.fps) if out_dir is not None and headless else None,
+                   VideoWriter(out_dir / "annotated.mp4", loop.fps) if out_dir is not None and headless else None,
                    None if headless else _Display(window, loop))
     try:
         interrupted, failure = _consume(loop, sinks, on_update, max_seconds)
     finally:
         _shut_down(loop, sinks, log)
-    summary = WatchSummary(src.name, runner.config.name, f"{runner.backend}/{runner.precision}", loop.realtime,
+    summary = WatchSummary(src.name, loop.scorer.config.name, loop.scorer.backend, loop.realtime,
                            headless, loop.stats(), list(detector.events), _calibration(detector),
                            _finish_outputs(loop, out_dir, sinks.video, sinks.recorder, headless, src), interrupted)
     if not interrupted and failure is None:
@@ -130,10 +131,10 @@ class _Sinks:
     display: _Display | None
 
 
-def _open(source: str | int | os.PathLike | np.ndarray | Source, runner: Runner, headless: bool,
+def _open(source: str | int | os.PathLike | np.ndarray | Source, scorer, headless: bool,
           realtime: bool | None, fps: float | None) -> Source:
     """The opened source; with a display, fail (closing the source) when there is no display."""
-    src = source_for(source, runner, headless=headless, realtime=realtime, fps=fps)
+    src = source_for(source, scorer, headless=headless, realtime=realtime, fps=fps)
     if not headless:
         try:
             _check_display()
@@ -215,10 +216,11 @@ def _warn_if_too_short(stats: StreamStats, loop: StreamLoop, name: str) -> None:
             "--warmup", RuntimeWarning, stacklevel=3)
 
 
-def source_for(source: str | int | os.PathLike | np.ndarray | Source, runner: Runner, *, headless: bool,
+def source_for(source: str | int | os.PathLike | np.ndarray | Source, runner, *, headless: bool,
                realtime: bool | None = None, fps: float | None = None) -> Source:
     """Open `source` with watch's defaults: files and folders are scored every window when headless and
-    paced in real time with a display (unless `realtime` says otherwise); folders default to the model's fps."""
+    paced in real time with a display (unless `realtime` says otherwise); folders default to the model's fps
+    (`runner`: anything with the model's `fps`, a Runner or a scorer)."""
     if isinstance(source, Source):
         return source if source.is_open else source.open()
     if realtime is None and not headless:
@@ -269,7 +271,7 @@ def _finish_outputs(loop: StreamLoop, out_dir: Path | None, video: VideoWriter |
         calib = (float(tr["t"][0]), float(tr["t"][calibrating][-1])) if calibrating.any() else None
         plot_timeline(out_dir / "timeline.png", tr["t"], tr["score"], threshold=tr["threshold"],
                       events=[(e.start_s, e.end_s) for e in det.events], calibration=calib,
-                      title=f"surprise of {loop.runner.config.name} on {Path(str(src.name)).name}")
+                      title=f"surprise of {loop.scorer.config.name} on {Path(str(src.name)).name}")
         outputs["timeline"] = str(out_dir / "timeline.png")
     return outputs
 
