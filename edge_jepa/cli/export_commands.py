@@ -24,7 +24,8 @@ def export_command(
     source: str = typer.Argument(..., help="'default', an official .pt, a Hugging Face dir or an edge-jepa dir"),
     format: str = typer.Option(..., "--format", "-f", help="executorch | executorch-coreml | onnx | coreml"),
     quant: str = typer.Option("fp32", "--quant", "-q", help="fp32 | fp16 | int8 | int4 (what the format supports)"),
-    out: Path = typer.Option(..., "--out", "-o", help="bundle directory to write (replaced atomically)"),
+    out: Path = typer.Option(..., "--out", "-o", help="bundle directory to write (replaced atomically if it is a "
+                             "bundle or model; anything else is refused unless --force)"),
     frames: int = typer.Option(None, "--frames", "-T", help="clip frames (default: the model's)"),
     size: int = typer.Option(None, "--size", "-S", help="clip height = width in pixels (default: the model's)"),
     context_frames: int = typer.Option(None, "--context-frames", help="context frames (default: model's share)"),
@@ -32,6 +33,7 @@ def export_command(
                                          "(per tensor, calibrated on real clips)"),
     calibration_clips: int = typer.Option(8, help="real clips for static int8 calibration"),
     verify_clips: int = typer.Option(3, help="real clips for the verification against eager"),
+    force: bool = typer.Option(False, "--force", help="replace --out even if it is not an edge-jepa bundle/model"),
 ) -> None:
     """Export a verified bundle: artifacts + manifest.json (formats: see --format)."""
     from edge_jepa.export import ExportError, export_bundle
@@ -47,7 +49,8 @@ def export_command(
             path = export_bundle(source, fmt.name, quant, frames=frames, size=size, out=out,
                                  context_frames=context_frames, calibration_clips=calibration_clips,
                                  verify_clips=verify_clips, int8_activations=int8_activations,
-                                 progress=lambda message: status.update(f"[bold]{fmt.name} {quant}:[/] {message}"))
+                                 progress=lambda message: status.update(f"[bold]{fmt.name} {quant}:[/] {message}"),
+                                 force=force)
         except (ExportError, FileNotFoundError, ValueError) as e:
             raise fail(str(e)) from None
     from edge_jepa.formats import MANIFEST

@@ -53,9 +53,14 @@ def info(
 @app.command()
 def convert(
     source: str = typer.Argument(..., help="an official .pt, a Hugging Face dir, an edge-jepa dir or 'default'"),
-    out_dir: Path = typer.Argument(..., help="directory to write (model.safetensors + edge_jepa.json)"),
+    out_dir: Path = typer.Argument(..., help="directory to write (model.safetensors + edge_jepa.json); an existing "
+                                   "one is replaced only if it is an edge-jepa model or bundle"),
+    force: bool = typer.Option(False, "--force", help="replace OUT_DIR even if it is not an edge-jepa model/bundle"),
 ) -> None:
     """Convert any supported checkpoint to the edge-jepa format."""
+    from edge_jepa.outputs import check_replaceable
+
+    check_replaceable(out_dir, what="model directory", force=force)
     model = load_or_exit(source)
-    model.save(out_dir)
+    model.save(out_dir, force=force)
     console.print(f"wrote {out_dir} ({model.config.name}, {model.num_params() / 1e6:.2f} M params)")

@@ -129,12 +129,15 @@ class VJEPA2(nn.Module):
         return FlopCount(encoder(n_ctx), encoder(n_all), pred)
 
     # ----------------------------------------------------------------- persistence
-    def save(self, path: str | os.PathLike, card: dict | None = None) -> Path:
-        """Write the edge-jepa format: `model.safetensors` + `edge_jepa.json` (config [+ card]), atomically."""
+    def save(self, path: str | os.PathLike, card: dict | None = None, *, force: bool = False) -> Path:
+        """Write the edge-jepa format: `model.safetensors` + `edge_jepa.json` (config [+ card]), atomically.
+
+        An existing `path` is replaced only if it is an edge-jepa model or bundle (or empty), else
+        OutputError; `force` replaces it anyway."""
         from edge_jepa.io import atomic_dir, save_safetensors
 
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, what="model directory", force=force) as tmp:
             save_safetensors({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
                              tmp / WEIGHTS_FILE)
             meta = {"format": "edge-jepa", "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
