@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,31 @@ DEFAULT_VIOLATIONS = ((5.0, "teleport"), (10.0, "vanish"), (15.0, "color_change"
 DEMO_WARMUP_S = 4.0
 
 
+VIOLATION_TAIL_S = 1.5  # after the last violation: its target span, scored, and a moment to see it
+MIN_VIOLATION_GAP_S = 1.5
+
+
+def place_violations(seconds: float, window_s: float,
+                     violations: tuple[tuple[float, str], ...] = DEFAULT_VIOLATIONS) -> tuple[tuple[float, str], ...]:
+    """The violations inside a `seconds` scene: as given when they all fit; otherwise as many of their types
+    as fit, spread evenly between the end of calibration (first window `window_s` + DEMO_WARMUP_S) and
+    VIOLATION_TAIL_S before the end, at least MIN_VIOLATION_GAP_S apart. ValueError if not even one fits."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"seconds must be a finite number > 0, got {seconds}")
+    first = window_s + DEMO_WARMUP_S + 0.5
+    last = seconds - VIOLATION_TAIL_S
+    if all(first <= t <= last for t, _ in violations):
+        return violations
+    if last < first:
+        raise ValueError(f"a {seconds:g} s demo is too short: the detector calibrates until {first - 0.5:.1f} s "
+                         f"(one {window_s:.1f} s window + {DEMO_WARMUP_S:g} s) and each violation needs "
+                         f"{VIOLATION_TAIL_S:g} s after it; use --seconds {math.ceil(first + VIOLATION_TAIL_S)} "
+                         "or more")
+    n = min(len(violations), 1 + int((last - first) // MIN_VIOLATION_GAP_S))
+    step = (last - first) / max(1, n - 1)
+    return tuple((round(first + i * step, 2), name) for i, (_, name) in enumerate(violations[:n]))
+
+
 @dataclass
 class DemoOutputs:
     video: Path
@@ -37,11 +63,14 @@ class DemoOutputs:
 def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLike = "edge-jepa-demo", *,
              seconds: float = 30.0, seed: int = 7, violations: tuple[tuple[float, str], ...] = DEFAULT_VIOLATIONS,
              render_size: int = 192, on_progress: Callable[[str, int, int], None] | None = None) -> DemoOutputs:
-    """Render, score, annotate, plot and summarize. Returns the paths and the JSON report."""
+    """Render, score, annotate, plot and summarize. Returns the paths and the JSON report.
+
+    Violations that do not fit in `seconds` are moved inside it (see `place_violations`)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     scorer = SurpriseScorer(model)
     fps = scorer.fps
+    violations = place_violations(seconds, scorer.runner.config.clip.frames / fps, violations)
+    out.mkdir(parents=True, exist_ok=True)
     world = WorldConfig(size=render_size, fps=fps, num_frames=16)
     scene = render_long_video(seed, seconds, world, violations)
     frames = scene.frames

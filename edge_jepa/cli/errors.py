@@ -8,6 +8,7 @@ the traceback instead.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -104,7 +105,7 @@ class ErrorBoundaryGroup(TyperGroup):
                 hint = f" (see '{e.ctx.command_path} --help')"
             report(f"{e.format_message()}{hint}")
             code = e.exit_code
-        except click_exc.Abort:  # end of input at a prompt
+        except typer.Abort:  # end of input at a prompt
             report("aborted (end of input)")
             code = 1
         except (Exception, KeyboardInterrupt) as e:
@@ -131,3 +132,18 @@ _err = Console(stderr=True)
 def report(message: str) -> None:
     """Print `error: message` on stderr as one line (no markup interpretation of the message)."""
     _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------------------- option checks
+def positive(value: float | None) -> float | None:
+    """Option callback: a finite number > 0 (None: the option was not given)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a finite number > 0")
+    return value
+
+
+def non_negative(value: float | None) -> float | None:
+    """Option callback: a finite number >= 0 (None: the option was not given)."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"{value} is not a finite number >= 0")
+    return value

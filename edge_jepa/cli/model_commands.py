@@ -23,8 +23,8 @@ def load_or_exit(source: str):
 @app.command()
 def info(
     source: str = typer.Argument(..., help="'default', an official .pt, a Hugging Face dir or an edge-jepa dir"),
-    frames: int = typer.Option(None, "--frames", "-T", help="clip frames (default: the model's clip)"),
-    size: int = typer.Option(None, "--size", "-S", help="clip height = width in pixels (default: the model's)"),
+    frames: int = typer.Option(None, "--frames", "-T", min=1, help="clip frames (default: the model's clip)"),
+    size: int = typer.Option(None, "--size", "-S", min=1, help="clip height = width in pixels (default: the model's)"),
 ) -> None:
     """Size, parameter counts, token count and GFLOPs of a model on a clip."""
     model = load_or_exit(source)
