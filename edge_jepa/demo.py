@@ -33,15 +33,21 @@ MIN_VIOLATION_GAP_S = 1.5
 
 def place_violations(seconds: float, window_s: float,
                      violations: tuple[tuple[float, str], ...] = DEFAULT_VIOLATIONS) -> tuple[tuple[float, str], ...]:
-    """The violations inside a `seconds` scene: as given when they all fit; otherwise as many of their types
-    as fit, spread evenly between the end of calibration (first window `window_s` + DEMO_WARMUP_S) and
-    VIOLATION_TAIL_S before the end, at least MIN_VIOLATION_GAP_S apart. ValueError if not even one fits."""
+    """The violations inside a `seconds` scene: as given when they all fit (each VIOLATION_TAIL_S before the
+    end). The default ones that do not fit are replaced by as many of their types as fit, spread evenly
+    between the end of calibration (first window `window_s` + DEMO_WARMUP_S) and VIOLATION_TAIL_S before
+    the end, at least MIN_VIOLATION_GAP_S apart. ValueError if not even one fits, or if violations given
+    by the caller do not fit."""
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"seconds must be a finite number > 0, got {seconds}")
     first = window_s + DEMO_WARMUP_S + 0.5
     last = seconds - VIOLATION_TAIL_S
-    if all(first <= t <= last for t, _ in violations):
+    if all(0 < t <= last for t, _ in violations):
         return violations
+    if violations != DEFAULT_VIOLATIONS:
+        outside = [f"{name} at {t:g} s" for t, name in violations if not 0 < t <= last]
+        raise ValueError(f"violations {', '.join(outside)} do not fit a {seconds:g} s scene (each needs "
+                         f"{VIOLATION_TAIL_S:g} s after it): move them before {last:g} s or lengthen the scene")
     if last < first:
         raise ValueError(f"a {seconds:g} s demo is too short: the detector calibrates until {first - 0.5:.1f} s "
                          f"(one {window_s:.1f} s window + {DEMO_WARMUP_S:g} s) and each violation needs "

@@ -101,3 +101,4 @@ def save_checkpoint(state: dict, path: str | os.PathLike, *, step: int) -> Path:
         raise CheckpointWriteError(f"could not write checkpoint {path} at step {step}: {e.strerror or e}; "
                                    f"{before}") from e
     return path
+

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from edge_jepa.cli.app import app, console, fail
-from edge_jepa.toolkits import quiet_toolkits
 from edge_jepa.cli.errors import positive
+from edge_jepa.toolkits import quiet_toolkits
 
 
 def _formats_help() -> str:

@@ -181,7 +181,8 @@ class Distiller:
     def load_checkpoint(self) -> bool:
         """Continue OUT/checkpoint.pt if it exists (all ranks read it); False if there is none."""
         path = self.out / CHECKPOINT
-        state = read_checkpoint(path)
+        state = read_checkpoint(path, ("student_config", "teacher_sha256", "world_size", "heads", "optimizer",
+                                       "scheduler", "step"))
         if state is None:
             return False
         saved = ModelConfig.from_dict(json.loads(state["student_config"]))
