@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -102,3 +104,19 @@ def save_checkpoint(state: dict, path: str | os.PathLike, *, step: int) -> Path:
                                    f"{before}") from e
     return path
 
+
+def strict_json(obj: object, indent: int | None = 2) -> str:
+    """JSON text that strict parsers accept: NaN and infinities become null (json.dumps writes bare NaN)."""
+
+    def clean(o: object) -> object:
+        if isinstance(o, float):
+            return o if math.isfinite(o) else None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        if hasattr(o, "item") and getattr(o, "ndim", None) == 0:  # numpy / torch scalars
+            return clean(o.item())
+        return o
+
+    return json.dumps(clean(obj), indent=indent, allow_nan=False)

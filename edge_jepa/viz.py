@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -206,8 +208,24 @@ class VideoWriter:
             return None
         self.writer.release()
         self.writer = None
+        self._verify()
         os.replace(self.tmp, self.path)
         return self.path
+
+    def _verify(self) -> None:
+        """The temp file holds every frame written (OpenCV's writer fails silently, e.g. on a full disk:
+        the file then has no index and no decodable frame); else it is deleted and an error raised."""
+        cap = cv2.VideoCapture(str(self.tmp))
+        found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        if found >= self.frames:
+            return
+        self.tmp.unlink(missing_ok=True)
+        if shutil.disk_usage(self.tmp.parent).free < 4 * 2**20:
+            raise OSError(errno.ENOSPC, f"no space left on the device: {self.path} was left incomplete "
+                          f"({max(found, 0)} of {self.frames} frames) and not kept", str(self.path))
+        raise OSError(errno.EIO, f"{self.path}: OpenCV wrote {max(found, 0)} of {self.frames} frames; the file was "
+                      "not kept", str(self.path))
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -99,6 +99,8 @@ def watch_command(
     console.print(stats_table(summary))
     for name, path in summary.outputs.items():
         console.print(f"{name}: {path}", highlight=False)
+    if summary.stopped_by == "interrupt":  # Ctrl-C (or SIGTERM): the outputs are complete, the exit says why
+        raise typer.Exit(130)
 
 
 def stats_table(summary) -> Table:

@@ -128,6 +128,10 @@ class Source(ABC):
             self.is_open = False
             self._close()
 
+    def ended_early(self) -> str | None:
+        """After the end: why the source delivered less than it announced (None: it did not, or cannot tell)."""
+        return None
+
     def interrupt(self) -> None:
         """Wake any wait (real-time pacing, reopen backoff) so that a stopping loop does not hang."""
         self._stop.set()
@@ -255,6 +259,7 @@ class FileSource(_CaptureSource):
         self.name = self.path
         self.realtime = realtime
         self.position = 0  # frames consumed from the file (resumed from on reopen)
+        self.announced_frames: int | None = None  # the frame count in the file's header, if it has one
         self._last_t = -1.0
         self._native = 30.0
         self._pacer = _Pacer(self._stop, late_after=0.05)
@@ -273,6 +278,9 @@ class FileSource(_CaptureSource):
 
     def _open(self) -> None:
         super()._open()
+        if self.position == 0:
+            count = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            self.announced_frames = int(count) if np.isfinite(count) and count > 0 else None
         self._native = self.nominal_fps or 30.0
         self._pacer.late_after = 1.5 / self._native
         if self.position == 0:  # a clear error at open, not at the first read
@@ -286,6 +294,14 @@ class FileSource(_CaptureSource):
         for _ in range(self.position):  # resume after what was already delivered
             if not self.cap.grab():
                 break
+
+    def ended_early(self) -> str | None:
+        announced = self.announced_frames
+        if announced is None or self.position >= 0.98 * announced - 1:
+            return None
+        return (f"{self.path}: ended after {self.position} of the {announced} frames its header announces "
+                f"({self._last_t:.1f} s; a truncated or damaged file, or a server that closed the connection): the "
+                "results cover only that part")
 
     def _timestamp(self) -> float:
         t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
@@ -328,6 +344,8 @@ class ImageFolderSource(Source):
         self.files: list[Path] = []
         self.position = 0
         self.decoded = 0
+        self.size_changes: list[str] = []  # "a.png 64x64 -> b.png 80x60" for each change of image size
+        self._last_size: tuple[str, tuple[int, int]] | None = None
         self._pacer = _Pacer(self._stop, late_after=1.5 / fps)
 
     def _open(self) -> None:
@@ -350,6 +368,10 @@ class ImageFolderSource(Source):
                 self.skipped += 1
                 continue
             self.decoded += 1
+            if self._last_size is not None and image.shape[:2] != self._last_size[1]:
+                (h0, w0), (h1, w1) = self._last_size[1], image.shape[:2]
+                self.size_changes.append(f"{self._last_size[0]} {w0}x{h0} -> {self.files[i].name} {w1}x{h1}")
+            self._last_size = (self.files[i].name, image.shape[:2])
             if self.realtime:
                 self._pacer.wait(t)
             return SourceFrame(to_rgb(image), t)
@@ -427,6 +449,9 @@ class ReopeningSource(Source):
     def _open(self) -> None:
         if not self.inner.is_open:
             self.inner.open()
+
+    def ended_early(self) -> str | None:
+        return self.inner.ended_early()
 
     def _close(self) -> None:
         self.inner.close()
