@@ -62,10 +62,15 @@ def load(source: str | os.PathLike, *, config: ModelConfig | str | None = None) 
             cfg, state = _read_edge_jepa(path)
         elif (path / "config.json").exists():
             cfg, state = _read_hf_dir(path)
+        elif artifacts := sorted(p.name for p in path.iterdir() if p.suffix in (".pte", ".onnx", ".mlpackage")):
+            raise CheckpointError(
+                f"{path}: looks like an export bundle ({', '.join(artifacts[:3])}) but its manifest.json is "
+                "missing: restore it or re-export the bundle with `edge-jepa export`"
+            )
         else:
             raise CheckpointError(
-                f"{path}: directory holds neither {CONFIG_FILE} (edge-jepa format) nor config.json + "
-                "*.safetensors (Hugging Face format)"
+                f"{path}: directory holds neither manifest.json (an export bundle), {CONFIG_FILE} (edge-jepa "
+                "format) nor config.json + *.safetensors (Hugging Face format)"
             )
     elif path.suffix == ".safetensors":
         state = _read_safetensors(path)
@@ -79,6 +84,22 @@ def load(source: str | os.PathLike, *, config: ModelConfig | str | None = None) 
 
 
 # --------------------------------------------------------------------------- readers
+def _pickle_references_code(path: Path) -> bool:
+    """A plain pickle (not torch.save's zip) that names classes or functions: scanned by pickletools, which
+    reads opcodes without executing any."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(1) != b"\x80":  # protocol 2+ pickles start with PROTO
+                return False
+            f.seek(0)
+            return any(op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX")
+                       for op, _, _ in pickletools.genops(f))
+    except Exception:  # noqa: BLE001 - not a pickle after all
+        return False
+
+
 def _unpickler_detail(message: str) -> str:
     """What torch's weights-only unpickler objected to, without its generic text (which ends on advice to
     re-run with weights_only=False: never an option here)."""
@@ -130,7 +151,7 @@ def _read_official(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         detail = _unpickler_detail(str(e))
-        if "GLOBAL" in detail or "global" in detail:  # a class or function reference: code, not weights
+        if "GLOBAL" in detail or "global" in detail or _pickle_references_code(path):  # code, not weights
             raise CheckpointError(
                 f"{path}: refused to unpickle: the file holds Python objects beyond tensors and containers "
                 f"({detail}), and edge-jepa only loads weights (weights_only=True); re-save its state dicts only"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_jepa.data.synthetic import WorldConfig, render_long_video
-from edge_jepa.io import atomic_file
+from edge_jepa.io import atomic_file, strict_json
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.events import EventDetector, detect_events
@@ -120,7 +119,7 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
     }
     summary_path = out / "summary.json"
     with atomic_file(summary_path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
+        tmp.write_text(strict_json(report))
     return DemoOutputs(video_path, plot_path, summary_path, report)
 
 

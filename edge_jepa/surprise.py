@@ -12,6 +12,7 @@ is attributed to its last frame, so scores are causal: a stream knows the score 
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +113,9 @@ def surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.nda
     arr = check_frames(frames)
     T = scorer.frames_per_window
     if len(arr) < T:
+        warnings.warn(f"{len(arr)} frame(s) are fewer than one window of the model ({T} frames at "
+                      f"{scorer.fps:g} fps): nothing was scored (every score is NaN); give at least {T} frames",
+                      RuntimeWarning, stacklevel=2)
         return []
     inputs = np.stack([frame_to_input(f, scorer.size, scorer.mode) for f in arr], axis=1)  # [3, F, S, S]
     ends = list(range(T - 1, len(arr), stride))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -92,6 +91,7 @@ def _run(ctx, opts: dict) -> None:
     from edge_jepa.distill.api import distill as distill_model
     from edge_jepa.distill.report import table
     from edge_jepa.distill.trainer import CHECKPOINT, LOSS_LOG, REPORT, STUDENT_DIR
+    from edge_jepa.io import strict_json
     from edge_jepa.video import VideoError
 
     a = opts
@@ -128,7 +128,7 @@ def _run(ctx, opts: dict) -> None:
         console.print(table(result.report))
         if a["json_out"]:
             a["json_out"].parent.mkdir(parents=True, exist_ok=True)
-            a["json_out"].write_text(json.dumps(result.report, indent=2))
+            a["json_out"].write_text(strict_json(result.report))
     console.print(f"done: {result.steps_done} steps in {result.seconds / 60:.1f} min"
                   + (" (time budget reached)" if result.stopped_early else ""))
     console.print(f"student: {out / STUDENT_DIR}   loss log: {out / LOSS_LOG}   report: {out / REPORT}")

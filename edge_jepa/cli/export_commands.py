@@ -98,7 +98,7 @@ def quantize_report(
 ) -> None:
     """Fidelity of each quantization scheme vs fp32: token cosine, surprise rank correlation, AUROC, size."""
     from edge_jepa.checkpoints import load
-    from edge_jepa.io import atomic_file
+    from edge_jepa.io import atomic_file, strict_json
     from edge_jepa.quantize import SCHEMES, fidelity_report
     from edge_jepa.runtime import Runner
 
@@ -132,4 +132,4 @@ def quantize_report(
     console.print(table)
     if json_out:
         with atomic_file(json_out) as tmp:
-            tmp.write_text(json.dumps([r.to_dict() for r in rows], indent=2))
+            tmp.write_text(strict_json([r.to_dict() for r in rows]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -69,7 +68,7 @@ def eval_surprise(
 ) -> None:
     """AUROC, pairwise accuracy and peak timing on held-out synthetic violation-of-expectation pairs."""
     from edge_jepa.evaluation import evaluate_surprise
-    from edge_jepa.io import atomic_file
+    from edge_jepa.io import atomic_file, strict_json
 
     runner = _open_runner(model)
     with _bar() as progress:
@@ -79,7 +78,7 @@ def eval_surprise(
     console.print(results_table(report))
     if json_out:
         with atomic_file(json_out) as tmp:
-            tmp.write_text(json.dumps(report, indent=2))
+            tmp.write_text(strict_json(report))
         console.print(f"report: {json_out}")
 
 
