@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -77,9 +78,14 @@ def _umask() -> int:
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                      metadata: dict[str, str] | None = None) -> Path:
-    """safetensors.save_file, atomically."""
-    with atomic_file(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    """safetensors.save_file, atomically (a full disk raises OSError ENOSPC, not SafetensorError)."""
+    try:
+        with atomic_file(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+    except Exception as e:
+        if is_disk_full(e) and not isinstance(e, OSError):
+            raise OSError(errno.ENOSPC, "no space left on the device", str(path)) from e
+        raise
     return Path(path)
 
 

@@ -48,6 +48,8 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         if isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_WRITE_FAILURES):
             return True
+        if "No space left on device" in str(e) or "os error 28" in str(e):  # e.g. safetensors' SafetensorError
+            return True
     return False
 
 

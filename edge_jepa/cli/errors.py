@@ -1,8 +1,9 @@
 """The command line's one error boundary: every failure ends in one `error: ...` line and an exit code.
 
-Exit codes: 0 done, 1 a failure (a bad file, a full disk, an internal error), 2 a usage error (a bad option value,
-a missing argument: Click's), 130 interrupted (Ctrl-C). `--debug` (before the command) or EDGE_JEPA_DEBUG=1 shows
-the traceback instead.
+Exit codes: 0 done; 2 a usage error: a bad option value or a missing argument (Click's), or an argument naming
+something unusable (a damaged checkpoint, an --out that is not ours to replace: edge-jepa's own ValueErrors);
+1 a failure while working (a full disk, a read-only folder, an internal error); 130 interrupted (Ctrl-C).
+`--debug` (before the command) or EDGE_JEPA_DEBUG=1 shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def describe(exc: BaseException) -> tuple[str, int]:
         return (f"no space left on the device{f' writing {where}' if where else ''}{detail}: free some space or "
                 "choose an --out on another disk, then rerun (nothing half-written was kept)"), 1
     if isinstance(exc, OutputError):
-        return str(exc), 1
+        return str(exc), 2
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         what = exc.filename or "the output"
         return f"cannot write {what}: {exc.strerror}; choose a writable location (--out)", 1
@@ -65,8 +66,9 @@ def describe(exc: BaseException) -> tuple[str, int]:
         return "out of memory: use a smaller --batch-size, a smaller model or shorter clips", 1
     if isinstance(exc, (ValueError, TypeError, RuntimeError, OSError, FloatingPointError)):
         # our own errors subclass these and carry the file, expected vs got and what to do
-        return f"{_first_line(str(exc)) or type(exc).__name__} ({DEBUG_HINT})" if _is_foreign(exc) \
-            else _first_line(str(exc)) or type(exc).__name__, 1
+        if _is_foreign(exc):
+            return f"{_first_line(str(exc)) or type(exc).__name__} ({DEBUG_HINT})", 1
+        return _first_line(str(exc)) or type(exc).__name__, 2 if isinstance(exc, ValueError) else 1
     return f"internal error: {type(exc).__name__}: {_first_line(str(exc))}; {DEBUG_HINT} and report it", 1
 
 
