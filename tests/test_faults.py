@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -24,8 +25,9 @@ from typer.testing import CliRunner
 import edge_jepa
 from edge_jepa.cli import app
 from edge_jepa.data import WorldConfig, render_long_video, write_mp4
-from edge_jepa.io import atomic_dir
-from edge_jepa.outputs import OutputError, check_replaceable, clean_leftovers
+from edge_jepa.io import atomic_dir, strict_json
+from edge_jepa.outputs import OutputError, OutputLock, check_replaceable, clean_leftovers
+from edge_jepa.stream.events import EventLog
 from tests.conftest import TINY
 from tests.layouts import tiny_hf_model
 from tests.video_files import count_frames
@@ -351,3 +353,149 @@ def test_demo_places_its_violations_inside_a_short_scene(in_tmp, model_dir):
     out = run_demo(str(model_dir), in_tmp / "d", seconds=8.0, render_size=64)
     assert [v["violation"] for v in out.report["violations"]] == [n for _, n in placed]
     assert count_frames(out.video)[0] == 80
+
+
+# ------------------------------------------------------------------------------------------------ watch
+def _watch(model_dir: Path, source, out: Path, *extra: str):
+    return run("watch", str(source), "--model", str(model_dir), "--headless", "--out", str(out), *extra)
+
+
+def test_a_second_watch_on_the_same_out_is_refused_and_the_first_keeps_its_files(tmp_path, model_dir, video):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "events.jsonl").write_text('{"id": 1, "start_s": 1.0}\n')
+    before = snapshot(out)
+    with OutputLock(out, "watch"):  # the first run, still writing
+        assert_error(_watch(model_dir, video, out), 2, r"out: in use by edge-jepa watch \(pid \d+.*wait for it to "
+                     r"end, or choose another --out")
+        assert {k: v for k, v in snapshot(out).items() if k != ".edge-jepa.lock"} == before
+    result = _watch(model_dir, video, out)  # once it has ended, the next run continues the log
+    assert result.exit_code == 0, result.output
+    ids = [e["id"] for e in EventLog.read(out / "events.jsonl")]
+    assert ids[0] == 1 and len(ids) == len(set(ids))
+    assert not (out / ".edge-jepa.lock").exists()
+
+
+def test_the_lock_is_released_when_its_holder_is_killed(tmp_path):
+    code = (f"import sys, time; sys.path.insert(0, {str(REPO)!r}); from edge_jepa.outputs import OutputLock; "
+            f"OutputLock({str(tmp_path)!r}, 'watch').acquire(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(OutputError, match=f"pid {holder.pid}"):
+            OutputLock(tmp_path, "watch").acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    with OutputLock(tmp_path, "watch"):  # kill -9 left the file, not the lock
+        pass
+
+
+def test_watch_cleans_the_leftovers_of_a_killed_run(tmp_path, model_dir, video):
+    out = tmp_path / "out"
+    (out / "clips").mkdir(parents=True)
+    (out / "clips" / ".event_0001.partial.mp4").write_bytes(b"half a clip")
+    (out / ".annotated.partial.mp4").write_bytes(b"half a video")
+    (out / ".summary.json.999999999.abc.tmp").write_text("{")  # pid that cannot exist
+    (out / "notes.txt").write_text("the user's")
+    result = _watch(model_dir, video, out)
+    assert result.exit_code == 0, result.output
+    names = {str(p.relative_to(out)) for p in out.rglob("*")}
+    assert not any(".partial" in n or n.endswith(".tmp") for n in names), names
+    assert (out / "notes.txt").read_text() == "the user's"
+
+
+def test_watch_out_onto_an_existing_file_is_refused(tmp_path, model_dir, video):
+    (tmp_path / "f").write_text("mine")
+    assert_error(_watch(model_dir, video, tmp_path / "f"), 2, r"f: exists and is not a folder")
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_watch_short_source_writes_strict_json_with_nulls(tmp_path, model_dir):
+    frames = render_long_video(1, 1.0, WorldConfig(size=64, fps=10.0)).frames[:3]  # 3 frames < a window of 4
+    path = write_mp4(frames, tmp_path / "short.mp4", fps=10.0)
+    result = _watch(model_dir, path, tmp_path / "out")
+    assert result.exit_code == 0 and "before one window of the model" in result.output
+    text = (tmp_path / "out" / "summary.json").read_text()
+
+    def refuse(name):
+        raise AssertionError(f"bare {name} in summary.json")
+
+    summary = json.loads(text, parse_constant=refuse)
+    assert summary["stats"]["latency_ms"]["p50"] is None and summary["warnings"]
+
+
+def test_watch_names_the_size_changes_of_an_image_folder(tmp_path, model_dir):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(12):
+        size = (64, 64) if i % 3 == 0 else (48, 80)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((*size, 3), 40 * (i % 5), np.uint8))
+    result = _watch(model_dir, folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "the image size changes" in result.output and "000.png 64x64 -> 001.png 80x48" in result.output
+    assert "ended after" not in result.output  # not the misleading "too short" message
+
+
+def test_watch_warns_when_a_file_ends_before_its_announced_frames(tmp_path, model_dir):
+    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    frames = render_long_video(2, 10.0, WorldConfig(size=64, fps=10.0)).frames
+    for f in frames:
+        writer.write(np.ascontiguousarray(f[:, :, ::-1]))
+    writer.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])  # the header still announces 100 frames
+    result = _watch(model_dir, tmp_path / "cut.avi", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"cut\.avi: ended after \d+ of the 100 frames its header announces", result.output)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert any("100 frames" in w for w in summary["warnings"])
+    ok = _watch(model_dir, tmp_path / "full.avi", tmp_path / "out2")
+    assert ok.exit_code == 0 and "announces" not in ok.output
+
+
+def test_every_logged_event_points_at_a_finished_clip(tmp_path, model_dir, video):
+    out = tmp_path / "out"
+    result = _watch(model_dir, video, out, "--warmup", "0.5", "--k", "0.5", "--k-low", "0.2")
+    assert result.exit_code == 0, result.output
+    events = EventLog.read(out / "events.jsonl")
+    assert events, "the low threshold must raise events"
+    for ev in events:
+        n, _ = count_frames(out / ev["clip"])
+        assert n > 0, ev
+    assert not list(out.rglob(".*partial*"))
+
+
+def test_surprise_scores_names_what_it_needs():
+    model = edge_jepa.create(TINY)
+    with pytest.raises(TypeError, match=r"got the path 'video.mp4'.*read_video"):
+        edge_jepa.surprise_scores(model, "video.mp4")
+    with pytest.raises(TypeError, match=r"frames: got NoneType"):
+        edge_jepa.surprise_scores(model, None)
+    with pytest.raises(TypeError, match=r"model: got NoneType, expected a VJEPA2"):
+        edge_jepa.surprise_scores(None, np.zeros((5, 32, 32, 3), np.uint8))
+    with pytest.warns(RuntimeWarning, match=r"2 frame\(s\) are fewer than one window of the model \(4 frames"):
+        scores = edge_jepa.surprise_scores(model, np.zeros((2, 32, 32, 3), np.uint8))
+    assert np.isnan(scores).all() and len(scores) == 2
+
+
+def test_strict_json_writes_null_for_non_finite_numbers():
+    text = strict_json({"a": float("nan"), "b": [float("inf"), 1.5], "c": np.float32("nan"), "d": np.int64(3)})
+    assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": None, "d": 3}
+
+
+def test_debug_shows_the_traceback_of_an_internal_error(monkeypatch, in_tmp):
+    import edge_jepa.checkpoints
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(edge_jepa.checkpoints, "load", broken)
+    monkeypatch.setattr(edge_jepa, "load", broken)
+    line = assert_error(run("convert", "default", "m"), 1, r"internal error: ZeroDivisionError: a bug; rerun with "
+                        r"--debug \(or EDGE_JEPA_DEBUG=1\) for the traceback")
+    assert line
+    for args, env in ((["--debug", "convert", "default", "m"], None), (["convert", "default", "m"],
+                                                                       {"EDGE_JEPA_DEBUG": "1"})):
+        result = run(*args, env=env)
+        assert isinstance(result.exception, ZeroDivisionError) and "error:" not in result.output
