@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -499,3 +501,107 @@ def test_debug_shows_the_traceback_of_an_internal_error(monkeypatch, in_tmp):
                                                                        {"EDGE_JEPA_DEBUG": "1"})):
         result = run(*args, env=env)
         assert isinstance(result.exception, ZeroDivisionError) and "error:" not in result.output
+
+
+# ------------------------------------------------------------------------------ garbage artifacts in bundles
+def _method(file: str, entry: str, inp: tuple[str, list[int]], out: list[int]) -> dict:
+    return {"file": file, "entry": entry, "inputs": [{"name": inp[0], "shape": inp[1], "dtype": "float32"}],
+            "outputs": [{"name": "tokens", "shape": out, "dtype": "float32"}]}
+
+
+def fake_bundle(path: Path, fmt: str, artifacts: dict[str, bytes]) -> Path:
+    """A bundle whose manifest is right and whose artifacts are `artifacts` (hashes matching): what a
+    re-hashed manifest or an exporter bug leaves."""
+    path.mkdir(parents=True)
+    files = {}
+    for name, data in artifacts.items():
+        (path / name).write_bytes(data)
+        files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    pick = (lambda m: "model.pte") if fmt == "executorch" else (lambda m: f"{m}.onnx")
+    methods = {"encode_context": _method(pick("encode_context"), "encode_context", ("clip", [1, 3, 2, 32, 32]),
+                                         [1, 4, 32]),
+               "encode_window": _method(pick("encode_window"), "encode_window", ("clip", [1, 3, 4, 32, 32]),
+                                        [1, 8, 32]),
+               "predict": _method(pick("predict"), "predict", ("context", [1, 4, 32]), [1, 4, 32])}
+    manifest = {"bundle_format_version": 1, "format": fmt, "precision": "fp32", "methods": methods, "files": files,
+                "model": {"name": TINY.name, "config": TINY.to_dict()}}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    return path
+
+
+_RANDOM = np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes()
+GARBAGE_PTE = {
+    "random": _RANDOM,  # ExecuTorch logs its wrong identifier as raw bytes and aborts the interpreter on them
+    "empty": b"",
+    "header-only": b"\x1c\x00\x00\x00ET12",
+    "valid-header-garbage-body": b"\x1c\x00\x00\x00ET12" + _RANDOM,
+    "text": b"this is not a program at all, just some text" * 20,
+}
+
+
+def test_garbage_pte_artifacts_are_bundle_errors_never_aborts(tmp_path):
+    bundles = {name: str(fake_bundle(tmp_path / name, "executorch", {"model.pte": data}))
+               for name, data in GARBAGE_PTE.items()}
+    # in a child process: an abort (exit 134) would take pytest with it
+    code = (f"import json, sys; sys.path.insert(0, {str(REPO)!r})\n"
+            "from edge_jepa.runtime import Runner\nfrom edge_jepa.runtime.bundle import BundleError\n"
+            f"for name, path in {bundles!r}.items():\n"
+            "    try:\n        Runner.open(path)\n        print(json.dumps([name, 'opened']), flush=True)\n"
+            "    except BundleError as e:\n        print(json.dumps([name, str(e)]), flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = dict(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("["))
+    assert set(results) == set(GARBAGE_PTE)
+    for name, message in results.items():
+        assert f"{name}/model.pte: " in message and "re-export the bundle" in message, (name, message)
+    assert "not an ExecuTorch program" in results["random"]
+
+
+@pytest.mark.parametrize("kind", ["random", "empty", "truncated-proto"])
+def test_garbage_onnx_artifacts_are_bundle_errors(tmp_path, kind):
+    data = {"random": _RANDOM, "empty": b"", "truncated-proto": b"\x08\x07\x12\x04test\x3a"}[kind]
+    bundle = fake_bundle(tmp_path / "b", "onnx", {"encode_context.onnx": data, "encode_window.onnx": data,
+                                                   "predict.onnx": data})
+    assert_error(run("watch", "0", "--model", bundle), 2, r"b/encode_context\.onnx: onnx cannot load this artifact "
+                 r"\(.*\).*re-export the bundle")
+    from edge_jepa.runtime.bundle import BundleError
+
+    with pytest.raises(BundleError, match="encode_context.onnx"):
+        edge_jepa.surprise_scores(str(bundle), np.zeros((4, 32, 32, 3), np.uint8))
+
+
+def test_a_pte_with_a_wrong_header_is_refused_before_the_runtime_sees_it(tmp_path):
+    bundle = fake_bundle(tmp_path / "b", "executorch", {"model.pte": _RANDOM})
+    assert_error(run("watch", "0", "--model", bundle), 2, r"b/model\.pte: not an ExecuTorch program \(its header "
+                 r"is .*\).*re-export the bundle")
+
+
+# ------------------------------------------------------------------------------------------- Ctrl-C
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_during_watch_exits_130_with_complete_outputs(tmp_path, model_dir, presses):
+    scene = render_long_video(5, 30.0, WorldConfig(size=64, fps=10.0))
+    path = write_mp4(scene.frames, tmp_path / "long.mp4", fps=10.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_jepa.cli.main", "watch", str(path), "--model",
+                             str(model_dir), "--headless", "--realtime", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert proc.stdout.readline().startswith("watching"), proc.stderr.read()
+        deadline = time.monotonic() + 60
+        while not list((out / "").glob(".annotated.partial.mp4")) and time.monotonic() < deadline:
+            time.sleep(0.1)  # scoring has begun
+        time.sleep(1.0)
+        for _ in range(presses):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_by"] == "interrupt" and summary["interrupted"]
+    assert count_frames(out / "annotated.mp4")[0] > 0
+    assert not list(out.rglob(".*partial*")) and not (out / ".edge-jepa.lock").exists()
