@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from edge_jepa.io import atomic_file
+from edge_jepa.video import quiet_opencv
 
 
 def overlay_heatmap(frame: np.ndarray, heatmap: np.ndarray | None, *, vmax: float, alpha: float = 0.45,
@@ -162,7 +163,8 @@ class VideoWriter:
                 raise RuntimeError(f"{self.path}: OpenCV cannot open an MP4 writer (codec mp4v)")
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size)
-        self.writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+        with quiet_opencv():  # a full disk logs a warning per frame: close() raises one clear error instead
+            self.writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
         self.frames += 1
 
     def write_at(self, t: float, frame: np.ndarray) -> int:

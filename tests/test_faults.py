@@ -8,6 +8,8 @@ a real Ctrl-C) run one. Disk-full cases mount a small tmpfs, and skip where moun
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -605,3 +607,75 @@ def test_ctrl_c_during_watch_exits_130_with_complete_outputs(tmp_path, model_dir
     assert summary["stopped_by"] == "interrupt" and summary["interrupted"]
     assert count_frames(out / "annotated.mp4")[0] > 0
     assert not list(out.rglob(".*partial*")) and not (out / ".edge-jepa.lock").exists()
+
+
+# -------------------------------------------------------------------------------- disk full, read-only disk
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str, read_only: bool = False):
+    """A small tmpfs at `path` (needs root; the test is skipped where it cannot be mounted)."""
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({(mounted.stderr or 'not root').strip()}): disk-full cases need one")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [str(p.relative_to(folder)) for p in folder.rglob("*") if ".tmp" in p.name or ".partial" in p.name]
+
+
+def test_disk_full_during_convert_keeps_the_old_model_and_leaves_nothing(tmp_path):
+    with _tmpfs(tmp_path / "fs", "600k") as fs:
+        edge_jepa.create(TINY, seed=0).save(fs / "m")  # ours, small: the bigger default cannot replace it here
+        before = snapshot(fs / "m")
+        assert_error(run("convert", "default", fs / "m"), 1, r"no space left on the device.*free some space or "
+                     r"choose an --out on another disk")
+        assert snapshot(fs / "m") == before and edge_jepa.load(fs / "m").config.name == TINY.name
+        assert _leftovers(fs) == [] and sorted(p.name for p in fs.iterdir()) == ["m"]
+
+
+def test_disk_full_during_pretrain_is_a_clean_error(tmp_path):
+    with _tmpfs(tmp_path / "fs", "300k") as fs:
+        result = run("pretrain", "--out", fs / "run", "--steps", "2", "--batch-size", "1", "--checkpoint-every", "1")
+        assert_error(result, 2, r"could not write checkpoint .*checkpoint\.pt at step 1: no space left on the "
+                     r"device; there is no earlier checkpoint")
+        assert _leftovers(fs) == []
+
+
+def test_disk_full_during_watch_keeps_no_partial_clip_and_no_dangling_event(tmp_path, model_dir, video):
+    with _tmpfs(tmp_path / "fs", "120k") as fs:
+        out = fs / "out"
+        result = _watch(model_dir, video, out, "--warmup", "0.5", "--k", "0.5", "--k-low", "0.2")
+        assert_error(result, 1, r"no space left on the device")
+        assert _leftovers(fs) == [], _leftovers(fs)
+        if (out / "events.jsonl").exists():
+            for ev in EventLog.read(out / "events.jsonl"):
+                assert ev["clip"] is None or count_frames(out / ev["clip"])[0] > 0, ev
+        for clip in (out / "clips").glob("*.mp4"):
+            assert count_frames(clip)[0] > 0, clip  # every clip under its final name is decodable
+        assert not (out / ".edge-jepa.lock").exists()
+
+
+def test_video_writer_on_a_full_disk_raises_enospc_and_keeps_nothing(tmp_path):
+    from edge_jepa.viz import VideoWriter
+
+    with _tmpfs(tmp_path / "fs", "100k") as fs:
+        writer = VideoWriter(fs / "a.mp4", 10.0)
+        noise = np.random.default_rng(0).integers(0, 256, (60, 96, 96, 3), dtype=np.uint8)
+        for frame in noise:
+            writer.write(frame)
+        with pytest.raises(OSError, match=r"a\.mp4 was left incomplete") as info:
+            writer.close()
+        assert info.value.errno == errno.ENOSPC and list(fs.iterdir()) == []
+
+
+def test_a_read_only_out_is_a_clean_error(tmp_path, model_dir, video):
+    with _tmpfs(tmp_path / "ro", "100k", read_only=True) as ro:
+        assert_error(_watch(model_dir, video, ro / "out"), 1, r"cannot write .*ro/out.*Read-only file system; choose "
+                     r"a writable location")
+        assert_error(run("convert", "default", ro / "m"), 1, r"cannot write .*Read-only file system")

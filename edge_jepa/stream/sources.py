@@ -14,12 +14,10 @@ fast as the consumer takes them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import cv2
 import numpy as np
 
 from edge_jepa.video import VIDEO_SUFFIXES, VideoError
+from edge_jepa.video import quiet_opencv as _quiet_opencv
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
@@ -53,21 +52,6 @@ def to_rgb(frame: np.ndarray) -> np.ndarray:
     if frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-
-@contextlib.contextmanager
-def _quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own log lines while probing a source: we raise one clear error instead."""
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is None:
-        yield
-        return
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(level)
 
 
 class _Pacer:
