@@ -679,3 +679,19 @@ def test_a_read_only_out_is_a_clean_error(tmp_path, model_dir, video):
         assert_error(_watch(model_dir, video, ro / "out"), 1, r"cannot write .*ro/out.*Read-only file system; choose "
                      r"a writable location")
         assert_error(run("convert", "default", ro / "m"), 1, r"cannot write .*Read-only file system")
+
+
+def test_every_option_is_named_after_its_parameter():
+    """An option declaration attached to the wrong parameter (`--resume` on `seed`) turns a flag into a number."""
+    import typer.main
+
+    def commands(group, path=()):
+        for name, sub in getattr(group, "commands", {}).items():
+            yield from commands(sub, (*path, name)) if hasattr(sub, "commands") else [((*path, name), sub)]
+
+    aliases = {"json_out": "--json", "markdown_out": "--markdown"}
+    for path, command in commands(typer.main.get_command(app)):
+        for param in command.params:
+            if getattr(param, "param_type_name", "") == "option":
+                expected = aliases.get(param.name, "--" + param.name.replace("_", "-"))
+                assert expected in param.opts, (path, param.name, param.opts)

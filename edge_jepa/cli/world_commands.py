@@ -113,8 +113,8 @@ def fit(
                                           help="share of synthetic clips per batch (keeps the physics prior)"),
     record_seconds: float = typer.Option(60.0, callback=positive,
                                          help="camera source: seconds to record before training"),
-    seed: int = typer.Option(0, "--resume", min=0),
-    resume: bool = typer.Option(False, help="continue an interrupted fit"),
+    seed: int = typer.Option(0, min=0),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted fit"),
 ) -> None:
     """Continue self-supervised training on your own footage so the model learns the scene's normal."""
     from edge_jepa.cli.train_commands import command_line, print_done, training_progress
