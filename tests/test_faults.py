@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -695,3 +696,32 @@ def test_every_option_is_named_after_its_parameter():
             if getattr(param, "param_type_name", "") == "option":
                 expected = aliases.get(param.name, "--" + param.name.replace("_", "-"))
                 assert expected in param.opts, (path, param.name, param.opts)
+
+
+def test_disk_full_during_distill_is_a_clean_error(tmp_path, model_dir):
+    from edge_jepa.models.config import EncoderConfig, ModelConfig, PredictorConfig
+
+    student = ModelConfig(name="fault-student", encoder=EncoderConfig(width=16, depth=1, heads=2),
+                          predictor=PredictorConfig(width=16, depth=1, heads=2, num_mask_tokens=2), clip=TINY.clip)
+    spec = tmp_path / "student.json"
+    spec.write_text(json.dumps(student.to_dict()))
+    with _tmpfs(tmp_path / "fs", "24k") as fs:
+        result = run("distill", "--teacher", model_dir, "--student", spec, "--out", fs / "run", "--steps", "2",
+                     "--batch-size", "2", "--checkpoint-every", "1", "--report-pairs", "0", "--report-clips", "1",
+                     "--threads", "1")
+        line = assert_error(result, 2, r"no space left on the device")
+        assert "checkpoint" in line or "could not write" in line or "writing" in line
+        assert _leftovers(fs) == []
+
+
+def test_disk_full_at_the_second_checkpoint_keeps_the_first_and_it_resumes(tmp_path, model_dir):
+    with _tmpfs(tmp_path / "fs", "1500k") as fs:
+        args = ["pretrain", "--model", model_dir, "--steps", "3", "--batch-size", "1", "--checkpoint-every", "1"]
+        assert_error(run(*args, "--out", fs / "run"), 2, r"checkpoint\.pt at step 2: no space left on the device; "
+                     r"the previous checkpoint is intact")
+        assert _leftovers(fs) == []
+        shutil.copytree(fs / "run", tmp_path / "run")  # the user frees space (here: moves the run elsewhere)
+    result = run(*args, "--out", tmp_path / "run", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output and "at step 1/3" in result.output
+    assert edge_jepa.load(tmp_path / "run" / "model").config.name == TINY.name
