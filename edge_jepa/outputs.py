@@ -186,3 +186,20 @@ class OutputLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> None:
+    """Before long work: OutputError unless a file (or with `folder`, a folder) can be created or replaced at
+    `path`: it is not a folder (a file), the first existing ancestor is a writable folder."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; give a folder (new, or one of an earlier run)")
+    if not folder and path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name (e.g. {path / 'report.json'})")
+    ancestor = path if folder and path.exists() else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{path}: cannot be created, because {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK):
+        raise OutputError(f"{path}: cannot be written ({ancestor} is not writable); choose another location")

@@ -725,3 +725,42 @@ def test_disk_full_at_the_second_checkpoint_keeps_the_first_and_it_resumes(tmp_p
     assert result.exit_code == 0, result.output
     assert "resuming" in result.output and "at step 1/3" in result.output
     assert edge_jepa.load(tmp_path / "run" / "model").config.name == TINY.name
+
+
+# Outputs that cannot be written are refused before the work, not after it: (arguments, message).
+OUTPUT_PATHS = [
+    (["demo", "--out", "afile"], r"afile: exists and is not a folder"),
+    (["eval-surprise", "--json", "afile/x.json"], r"afile/x\.json: cannot be created, because afile is a file"),
+    (["eval-surprise", "--json", "adir"], r"adir: is a folder; give a file name"),
+    (["pretrain", "--out", "afile", "--steps", "1"], r"afile: exists and is not a folder"),
+    (["distill", "--out", "afile", "--steps", "1"], r"afile: exists and is not a folder"),
+    (["distill", "--out", "d", "--steps", "1", "--json", "afile/r.json"], r"afile/r\.json: cannot be created"),
+    (["bench", "default", "--json", "afile/b.json"], r"afile/b\.json: cannot be created"),
+    (["bench", "default", "--markdown", "adir"], r"adir: is a folder"),
+    (["quantize-report", "--json", "afile/q.json"], r"afile/q\.json: cannot be created"),
+    (["fit", "--source", "v.mp4", "--out", "adir"], r"adir: is a directory of other files"),
+]
+
+
+@pytest.mark.parametrize("args,pattern", OUTPUT_PATHS, ids=[" ".join(a) for a, _ in OUTPUT_PATHS])
+def test_unwritable_outputs_are_refused_before_the_work(in_tmp, args, pattern):
+    (in_tmp / "afile").write_text("mine")
+    (in_tmp / "adir").mkdir()
+    (in_tmp / "adir" / "keep.txt").write_text("mine")
+    before = snapshot(in_tmp)
+    started = time.monotonic()
+    assert_error(run(*args), 2, pattern)
+    assert time.monotonic() - started < 30  # refused up front (the work itself takes minutes)
+    assert snapshot(in_tmp) == before and sorted(p.name for p in in_tmp.iterdir()) == ["adir", "afile"]
+
+
+def test_ffmpeg_log_lines_do_not_precede_the_error(tmp_path):
+    (tmp_path / "notvideo.mp4").write_text("not a video")
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from edge_jepa.cli import app; "
+            f"app(['watch', {str(tmp_path / 'notvideo.mp4')!r}, '--headless'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"})
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "W1" not in line[:2]
+             and "torchao" not in line and "pytree" not in line]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and "OpenCV cannot open this as a video" in lines[0]

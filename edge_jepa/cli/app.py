@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import typer
@@ -38,3 +39,5 @@ def _cli_warnings(
 ) -> None:
     # in the command line, a library warning (a slow source, a video too short to judge) is one plain line
     warnings.showwarning = _show_warning
+    if not debug:  # FFmpeg's own log lines ("moov atom not found") precede our one error line otherwise
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")

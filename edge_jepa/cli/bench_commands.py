@@ -72,9 +72,13 @@ def bench_run(
     from edge_jepa.bench.report import markdown, rich_table, write_text
     from edge_jepa.bench.run import BenchOptions, Reporter, run_bench
     from edge_jepa.bench.schema import save_rows
+    from edge_jepa.outputs import check_writable
     from edge_jepa.runtime.bundle import BundleError
     from edge_jepa.toolkits import quiet_toolkits
 
+    for path in (json_out, markdown_out):
+        if path:
+            check_writable(path)  # before the benchmark, not after
     try:
         options = BenchOptions(formats=formats, precisions=quant, frames=frames, size=size, threads=threads,
                                warmup=warmup, runs=runs, parts=tuple(p.strip() for p in parts.split(",")),

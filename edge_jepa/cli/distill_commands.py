@@ -92,10 +92,14 @@ def _run(ctx, opts: dict) -> None:
     from edge_jepa.distill.report import table
     from edge_jepa.distill.trainer import CHECKPOINT, LOSS_LOG, REPORT, STUDENT_DIR
     from edge_jepa.io import strict_json
+    from edge_jepa.outputs import check_writable
     from edge_jepa.video import VideoError
 
     a = opts
     out: Path = a["out"]
+    check_writable(out, folder=True)
+    if a["json_out"]:
+        check_writable(a["json_out"])
     say = console.print if ctx.is_main else (lambda *args, **kw: None)
     errors = (DistillError, VideoError, CheckpointError, FileNotFoundError, ValueError, KeyError, FloatingPointError,
               CheckpointWriteError)

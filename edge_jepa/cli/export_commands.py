@@ -99,9 +99,12 @@ def quantize_report(
     """Fidelity of each quantization scheme vs fp32: token cosine, surprise rank correlation, AUROC, size."""
     from edge_jepa.checkpoints import load
     from edge_jepa.io import atomic_file, strict_json
+    from edge_jepa.outputs import check_writable
     from edge_jepa.quantize import SCHEMES, fidelity_report
     from edge_jepa.runtime import Runner
 
+    if json_out:
+        check_writable(json_out)
     chosen = [s.strip() for s in schemes.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SCHEMES]
     if unknown:

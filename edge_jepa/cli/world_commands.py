@@ -36,7 +36,9 @@ def demo(
 ) -> None:
     """Render a synthetic scene with physics violations, score it, write an annotated MP4, a plot and JSON."""
     from edge_jepa.demo import run_demo
+    from edge_jepa.outputs import check_writable
 
+    check_writable(out, folder=True)
     runner = _open_runner(model)
     with _bar() as progress:
         task = progress.add_task("scoring + rendering", total=None)
@@ -69,7 +71,10 @@ def eval_surprise(
     """AUROC, pairwise accuracy and peak timing on held-out synthetic violation-of-expectation pairs."""
     from edge_jepa.evaluation import evaluate_surprise
     from edge_jepa.io import atomic_file, strict_json
+    from edge_jepa.outputs import check_writable
 
+    if json_out:
+        check_writable(json_out)  # before minutes of scoring, not after
     runner = _open_runner(model)
     with _bar() as progress:
         task = progress.add_task("scoring pairs", total=None)

@@ -64,7 +64,10 @@ def train(model: VJEPA2, source: Any, out: str | os.PathLike, cfg: PretrainConfi
     card.json). A checkpoint in `out` is continued with resume=True and refused otherwise. `on_start(trainer)`
     runs once the checkpoint (if any) is loaded; Ctrl-C / SIGTERM save a checkpoint and raise KeyboardInterrupt.
     """
+    from edge_jepa.outputs import check_writable
+
     out = Path(out)
+    check_writable(out, folder=True)  # before the training, not after
     trainer = Trainer(model, source, out, cfg, base_card=base_card)
     if (out / CHECKPOINT).exists() and not resume:
         raise FileExistsError(f"{out / CHECKPOINT} exists: pass --resume to continue it, or choose another --out")
