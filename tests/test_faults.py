@@ -764,3 +764,27 @@ def test_ffmpeg_log_lines_do_not_precede_the_error(tmp_path):
              and "torchao" not in line and "pytree" not in line]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and "OpenCV cannot open this as a video" in lines[0]
+
+
+def test_after_kill_9_during_watch_the_next_run_cleans_up_and_keeps_the_log(tmp_path, model_dir, video):
+    scene = render_long_video(6, 30.0, WorldConfig(size=64, fps=10.0))
+    long = write_mp4(scene.frames, tmp_path / "long.mp4", fps=10.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_jepa.cli.main", "watch", str(long), "--model",
+                             str(model_dir), "--headless", "--realtime", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / ".annotated.partial.mp4").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        proc.kill()  # SIGKILL: no cleanup of its own
+        proc.wait()
+    assert (out / ".annotated.partial.mp4").exists() and (out / ".edge-jepa.lock").exists()  # the real leftovers
+    result = _watch(model_dir, video, out)
+    assert result.exit_code == 0, result.output
+    assert _leftovers(out) == [] and not (out / ".edge-jepa.lock").exists()
+    assert count_frames(out / "annotated.mp4")[0] > 0
+    json.loads((out / "summary.json").read_text())
