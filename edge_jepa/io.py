@@ -101,10 +101,10 @@ def save_checkpoint(state: dict, path: str | os.PathLike, *, step: int) -> Path:
         with atomic_file(path) as tmp:
             torch.save(state, tmp)
     except (OSError, RuntimeError) as e:
-        if isinstance(e, RuntimeError) and not is_disk_full(e):
-            raise
-        if is_disk_full(e):
-            e = OSError(28, "no space left on the device")
+        if isinstance(e, RuntimeError):  # torch's C++ writer: not an OSError even for a full disk
+            if not is_disk_full(e):
+                raise
+            e = OSError(errno.ENOSPC, "No space left on device")
         before = "the previous checkpoint is intact" if path.exists() else "there is no earlier checkpoint"
         raise CheckpointWriteError(f"could not write checkpoint {path} at step {step}: {e.strerror or e}; "
                                    f"{before}") from e
