@@ -581,21 +581,28 @@ def test_a_pte_with_a_wrong_header_is_refused_before_the_runtime_sees_it(tmp_pat
 
 
 # ------------------------------------------------------------------------------------------- Ctrl-C
-@pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_during_watch_exits_130_with_complete_outputs(tmp_path, model_dir, presses):
+def _watch_process(tmp_path: Path, model_dir: Path, out: Path) -> subprocess.Popen:
+    """`edge-jepa watch` in real time on a 30 s video in its own process, returned once it is scoring."""
     scene = render_long_video(5, 30.0, WorldConfig(size=64, fps=10.0))
     path = write_mp4(scene.frames, tmp_path / "long.mp4", fps=10.0)
-    out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "edge_jepa.cli.main", "watch", str(path), "--model",
                              str(model_dir), "--headless", "--realtime", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 60
+    while not (out / ".annotated.partial.mp4").exists() and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"watch ended early: {proc.stderr.read()}")
+        time.sleep(0.1)  # the annotated video has begun: scoring is under way
+    return proc
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_during_watch_exits_130_with_complete_outputs(tmp_path, model_dir, presses):
+    out = tmp_path / "out"
+    proc = _watch_process(tmp_path, model_dir, out)
     try:
-        assert proc.stdout.readline().startswith("watching"), proc.stderr.read()
-        deadline = time.monotonic() + 60
-        while not list((out / "").glob(".annotated.partial.mp4")) and time.monotonic() < deadline:
-            time.sleep(0.1)  # scoring has begun
-        time.sleep(1.0)
+        time.sleep(0.5)
         for _ in range(presses):
             proc.send_signal(signal.SIGINT)
             time.sleep(0.05)
@@ -767,17 +774,9 @@ def test_ffmpeg_log_lines_do_not_precede_the_error(tmp_path):
 
 
 def test_after_kill_9_during_watch_the_next_run_cleans_up_and_keeps_the_log(tmp_path, model_dir, video):
-    scene = render_long_video(6, 30.0, WorldConfig(size=64, fps=10.0))
-    long = write_mp4(scene.frames, tmp_path / "long.mp4", fps=10.0)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "edge_jepa.cli.main", "watch", str(long), "--model",
-                             str(model_dir), "--headless", "--realtime", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = _watch_process(tmp_path, model_dir, out)
     try:
-        deadline = time.monotonic() + 60
-        while not (out / ".annotated.partial.mp4").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
         time.sleep(0.5)
     finally:
         proc.kill()  # SIGKILL: no cleanup of its own

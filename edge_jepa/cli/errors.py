@@ -25,6 +25,7 @@ from edge_jepa.outputs import error_chain as _chain
 DEBUG_ENV = "EDGE_JEPA_DEBUG"
 DEBUG_HINT = f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback"
 
+
 def debug_requested(args: Sequence[str]) -> bool:
     """--debug among the options before the command name, or EDGE_JEPA_DEBUG set to a true value."""
     if os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no"):
