@@ -66,6 +66,7 @@ def check_replaceable(path: str | os.PathLike, *, what: str = "output directory"
         raise OutputError(f"{path}: is the current directory{'' if resolved == cwd else ' (or holds it)'}, which "
                           f"cannot be replaced by the {what}; name a new directory, e.g. {path / 'out'}")
     if not path.exists() and not path.is_symlink():
+        check_writable(path, folder=True)  # its parent is a folder we can write (not a file, not read-only)
         return
     if force:
         return

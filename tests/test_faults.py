@@ -686,7 +686,8 @@ def test_a_read_only_out_is_a_clean_error(tmp_path, model_dir, video):
     with _tmpfs(tmp_path / "ro", "100k", read_only=True) as ro:
         assert_error(_watch(model_dir, video, ro / "out"), 1, r"cannot write .*ro/out.*Read-only file system; choose "
                      r"a writable location")
-        assert_error(run("convert", "default", ro / "m"), 1, r"cannot write .*Read-only file system")
+        assert_error(run("convert", "default", ro / "m"), 2, r"ro/m: cannot be written \(.*ro is not writable\); "
+                     r"choose another location")  # refused before converting
 
 
 def test_every_option_is_named_after_its_parameter():
@@ -787,3 +788,17 @@ def test_after_kill_9_during_watch_the_next_run_cleans_up_and_keeps_the_log(tmp_
     assert _leftovers(out) == [] and not (out / ".edge-jepa.lock").exists()
     assert count_frames(out / "annotated.mp4")[0] > 0
     json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["pretrain", "--out", "r", "--data", "", "--steps", "1"], r"data '': an empty path"),
+    (["pretrain", "--out", "r", "--data", "synthetic+", "--steps", "1"], r"data 'synthetic\+': an empty path"),
+    (["watch", "", "--headless"], r"an empty source: give a camera index"),
+    (["convert", "default", "afile/m"], r"afile/m: cannot be created, because afile is a file"),
+    (["export", "default", "-f", "onnx", "--out", "afile/b"], r"afile/b: cannot be created, because afile is a file"),
+])
+def test_empty_paths_and_outputs_under_a_file_are_named(in_tmp, args, pattern):
+    (in_tmp / "afile").write_text("mine")
+    (in_tmp / "clip.mp4").write_text("not a video")  # what an empty path would otherwise pick up
+    assert_error(run(*args), 2, pattern)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["afile", "clip.mp4"]

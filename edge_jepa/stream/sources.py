@@ -490,6 +490,8 @@ def open_source(spec: str | int | os.PathLike | np.ndarray, *, realtime: bool | 
     reopen: wrap in a `ReopeningSource` (a source that stops delivering is reopened with backoff).
     """
     source: Source
+    if isinstance(spec, str) and not spec.strip():  # Path("") is the current directory: never what was meant
+        raise SourceError("an empty source: give a camera index, a video file, a URL or an image folder")
     if isinstance(spec, np.ndarray):
         if fps is None:
             raise SourceError("an array source needs fps=")
