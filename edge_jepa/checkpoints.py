@@ -15,6 +15,7 @@ Only `torch.load(weights_only=True)` and safetensors are used: no pickled code i
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import re
@@ -61,10 +62,15 @@ def load(source: str | os.PathLike, *, config: ModelConfig | str | None = None) 
             cfg, state = _read_edge_jepa(path)
         elif (path / "config.json").exists():
             cfg, state = _read_hf_dir(path)
+        elif artifacts := sorted(p.name for p in path.iterdir() if p.suffix in (".pte", ".onnx", ".mlpackage")):
+            raise CheckpointError(
+                f"{path}: looks like an export bundle ({', '.join(artifacts[:3])}) but its manifest.json is "
+                "missing: restore it or re-export the bundle with `edge-jepa export`"
+            )
         else:
             raise CheckpointError(
-                f"{path}: directory holds neither {CONFIG_FILE} (edge-jepa format) nor config.json + "
-                "*.safetensors (Hugging Face format)"
+                f"{path}: directory holds neither manifest.json (an export bundle), {CONFIG_FILE} (edge-jepa "
+                "format) nor config.json + *.safetensors (Hugging Face format)"
             )
     elif path.suffix == ".safetensors":
         state = _read_safetensors(path)
@@ -78,6 +84,33 @@ def load(source: str | os.PathLike, *, config: ModelConfig | str | None = None) 
 
 
 # --------------------------------------------------------------------------- readers
+def _pickle_references_code(path: Path) -> bool:
+    """A plain pickle (not torch.save's zip) that names classes or functions: scanned by pickletools, which
+    reads opcodes without executing any."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(1) != b"\x80":  # protocol 2+ pickles start with PROTO
+                return False
+            f.seek(0)
+            return any(op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX")
+                       for op, _, _ in pickletools.genops(f))
+    except Exception:  # noqa: BLE001 - not a pickle after all
+        return False
+
+
+def _unpickler_detail(message: str) -> str:
+    """What torch's weights-only unpickler objected to, without its generic text (which ends on advice to
+    re-run with weights_only=False: never an option here)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    keep = [line.removeprefix("Please file an issue with the following so that we can make `weights_only=True` "
+                              "compatible with your use case: ").removeprefix("WeightsUnpickler error:").strip()
+            for line in lines
+            if not line.startswith(("Weights only load failed", "Check the documentation"))]
+    return "; ".join(k for k in keep if k)[:200]
+
+
 def _read_edge_jepa(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
     try:
         meta = json.loads((path / CONFIG_FILE).read_text())
@@ -101,6 +134,7 @@ def _read_hf_dir(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
         hf = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path / 'config.json'}: not valid JSON ({e})") from None
+    _check_hf_types(hf, path / "config.json")
     if hf.get("model_type") not in (None, "vjepa2"):
         raise CheckpointError(f"{path / 'config.json'}: model_type is {hf.get('model_type')!r}, expected 'vjepa2'")
     files = sorted(path.glob("*.safetensors"))
@@ -116,14 +150,20 @@ def _read_official(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        detail = _unpickler_detail(str(e))
+        if "GLOBAL" in detail or "global" in detail or _pickle_references_code(path):  # code, not weights
+            raise CheckpointError(
+                f"{path}: refused to unpickle: the file holds Python objects beyond tensors and containers "
+                f"({detail}), and edge-jepa only loads weights (weights_only=True); re-save its state dicts only"
+            ) from None
         raise CheckpointError(
-            f"{path}: refused to unpickle: the file holds Python objects beyond tensors and containers, and "
-            f"edge-jepa only loads weights (weights_only=True). Re-save its state dicts only. ({str(e)[:200]})"
+            f"{path}: not a readable PyTorch checkpoint (random bytes, truncated or another format?): the "
+            f"unpickler stopped at {detail or 'an invalid opcode'}"
         ) from None
     except Exception as e:  # the weights-only unpickler raises anything on garbage input
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (truncated, corrupt or another format?): "
-            f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            f"{type(e).__name__}: {str(e).splitlines()[0].split('. ')[0][:200] if str(e) else ''}"
         ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of state dicts, found {type(obj).__name__}")
@@ -203,6 +243,34 @@ def _from_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 # --------------------------------------------------------------------------- configs
+_HF_INTS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "tubelet_size", "frames_per_clip",
+            "in_chans", "pred_hidden_size", "pred_num_hidden_layers", "pred_num_attention_heads",
+            "pred_num_mask_tokens", "crop_size")
+_HF_FLOATS = ("mlp_ratio", "pred_mlp_ratio", "layer_norm_eps")
+
+
+def _check_hf_types(hf: object, file: Path) -> None:
+    """config.json's fields have the types V-JEPA 2 uses (a string or null where a size belongs: CheckpointError)."""
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"{file}: expected a JSON object of settings, found {type(hf).__name__}")
+
+    def positive_int(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    for key in _HF_INTS:
+        if key in hf and not positive_int(hf[key]):
+            raise CheckpointError(f"{file}: {key} is {json.dumps(hf[key])}, expected a positive integer")
+    patch = hf.get("patch_size", 16)
+    if not (positive_int(patch) or (isinstance(patch, list) and patch and all(positive_int(p) for p in patch))):
+        raise CheckpointError(f"{file}: patch_size is {json.dumps(patch)}, expected a positive integer")
+    for key in _HF_FLOATS:
+        v = hf.get(key, 1.0)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+            raise CheckpointError(f"{file}: {key} is {json.dumps(v)}, expected a positive number")
+    if not isinstance(hf.get("qkv_bias", True), bool):
+        raise CheckpointError(f"{file}: qkv_bias is {json.dumps(hf['qkv_bias'])}, expected true or false")
+
+
 def _config_from_hf(hf: dict) -> ModelConfig:
     if hf.get("hidden_act", "gelu") != "gelu":
         raise CheckpointError(f"hidden_act {hf['hidden_act']!r} is not supported (V-JEPA 2 uses gelu)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_jepa.data.synthetic import WorldConfig, render_long_video
-from edge_jepa.io import atomic_file
+from edge_jepa.io import atomic_file, strict_json
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.events import EventDetector, detect_events
@@ -24,6 +24,37 @@ DEFAULT_VIOLATIONS = ((5.0, "teleport"), (10.0, "vanish"), (15.0, "color_change"
 # would produce them: it calibrates on the first seconds. 4 s of scores (from 0.7 s, the first full window)
 # end before the first violation at 5 s.
 DEMO_WARMUP_S = 4.0
+
+
+VIOLATION_TAIL_S = 1.5  # after the last violation: its target span, scored, and a moment to see it
+MIN_VIOLATION_GAP_S = 1.5
+
+
+def place_violations(seconds: float, window_s: float,
+                     violations: tuple[tuple[float, str], ...] = DEFAULT_VIOLATIONS) -> tuple[tuple[float, str], ...]:
+    """The violations inside a `seconds` scene: as given when they all fit (each VIOLATION_TAIL_S before the
+    end). The default ones that do not fit are replaced by as many of their types as fit, spread evenly
+    between the end of calibration (first window `window_s` + DEMO_WARMUP_S) and VIOLATION_TAIL_S before
+    the end, at least MIN_VIOLATION_GAP_S apart. ValueError if not even one fits, or if violations given
+    by the caller do not fit."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"seconds must be a finite number > 0, got {seconds}")
+    first = window_s + DEMO_WARMUP_S + 0.5
+    last = seconds - VIOLATION_TAIL_S
+    if all(0 < t <= last for t, _ in violations):
+        return violations
+    if violations != DEFAULT_VIOLATIONS:
+        outside = [f"{name} at {t:g} s" for t, name in violations if not 0 < t <= last]
+        raise ValueError(f"violations {', '.join(outside)} do not fit a {seconds:g} s scene (each needs "
+                         f"{VIOLATION_TAIL_S:g} s after it): move them before {last:g} s or lengthen the scene")
+    if last < first:
+        raise ValueError(f"a {seconds:g} s demo is too short: the detector calibrates until {first - 0.5:.1f} s "
+                         f"(one {window_s:.1f} s window + {DEMO_WARMUP_S:g} s) and each violation needs "
+                         f"{VIOLATION_TAIL_S:g} s after it; use --seconds {math.ceil(first + VIOLATION_TAIL_S)} "
+                         "or more")
+    n = min(len(violations), 1 + int((last - first) // MIN_VIOLATION_GAP_S))
+    step = (last - first) / max(1, n - 1)
+    return tuple((round(first + i * step, 2), name) for i, (_, name) in enumerate(violations[:n]))
 
 
 @dataclass
@@ -40,11 +71,13 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
              on_progress: Callable[[str, int, int], None] | None = None) -> DemoOutputs:
     """Render, score, annotate, plot and summarize. Returns the paths and the JSON report.
 
-    fps: the scene's frame rate (default: the model's); a frame-causal model scores any rate as it comes."""
+    Violations that do not fit in `seconds` are moved inside it (see `place_violations`). fps: the scene's frame
+    rate (default: the model's); a frame-causal model scores any rate as it comes."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     scorer = as_scorer(model, fps=fps) if fps else as_scorer(model)
     fps = scorer.fps
+    violations = place_violations(seconds, scorer.config.clip.frames / fps, violations)
+    out.mkdir(parents=True, exist_ok=True)
     world = WorldConfig(size=render_size, fps=fps, num_frames=16)
     scene = render_long_video(seed, seconds, world, violations)
     frames = scene.frames
@@ -88,7 +121,7 @@ def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLik
     }
     summary_path = out / "summary.json"
     with atomic_file(summary_path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
+        tmp.write_text(strict_json(report))
     return DemoOutputs(video_path, plot_path, summary_path, report)
 
 

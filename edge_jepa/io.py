@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -12,6 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from edge_jepa.outputs import check_replaceable, clean_leftovers, is_disk_full, tmp_prefix
+
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
@@ -20,8 +25,11 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     The file gets normal permissions (0666 minus the umask) when it is committed, not when the temp is made:
     mkstemp creates 0600, and writers such as safetensors' save_file recreate the temp file themselves."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a directory, expected a file name", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_leftovers(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,11 +44,17 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp directory beside `path`; on success it replaces `path` (an old one is removed last)."""
+def atomic_dir(path: str | os.PathLike, *, what: str = "output directory", force: bool = False) -> Iterator[Path]:
+    """Yield a temp directory beside `path`; on success it replaces `path` (an old one is removed last).
+
+    Only a missing or empty directory, or one of ours (a bundle or model: see `edge_jepa.outputs`), is
+    replaced; anything else raises OutputError before any work is done, unless `force`."""
     path = Path(path)
+    check_replaceable(path, what=what, force=force)
+    path = path.absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    clean_leftovers(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(path.name), suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
@@ -64,9 +78,14 @@ def _umask() -> int:
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                      metadata: dict[str, str] | None = None) -> Path:
-    """safetensors.save_file, atomically."""
-    with atomic_file(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    """safetensors.save_file, atomically (a full disk raises OSError ENOSPC, not SafetensorError)."""
+    try:
+        with atomic_file(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+    except Exception as e:
+        if is_disk_full(e) and not isinstance(e, OSError):
+            raise OSError(errno.ENOSPC, "no space left on the device", str(path)) from e
+        raise
     return Path(path)
 
 
@@ -81,8 +100,29 @@ def save_checkpoint(state: dict, path: str | os.PathLike, *, step: int) -> Path:
     try:
         with atomic_file(path) as tmp:
             torch.save(state, tmp)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
+        if isinstance(e, RuntimeError):  # torch's C++ writer: not an OSError even for a full disk
+            if not is_disk_full(e):
+                raise
+            e = OSError(errno.ENOSPC, "No space left on device")
         before = "the previous checkpoint is intact" if path.exists() else "there is no earlier checkpoint"
         raise CheckpointWriteError(f"could not write checkpoint {path} at step {step}: {e.strerror or e}; "
                                    f"{before}") from e
     return path
+
+
+def strict_json(obj: object, indent: int | None = 2) -> str:
+    """JSON text that strict parsers accept: NaN and infinities become null (json.dumps writes bare NaN)."""
+
+    def clean(o: object) -> object:
+        if isinstance(o, float):
+            return o if math.isfinite(o) else None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        if hasattr(o, "item") and getattr(o, "ndim", None) == 0:  # numpy / torch scalars
+            return clean(o.item())
+        return o
+
+    return json.dumps(clean(obj), indent=indent, allow_nan=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import cv2
@@ -16,6 +17,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def check_frames(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     """Validate uint8 RGB frames (list or [T, H, W, 3]) and return them as one [T, H, W, 3] array."""
+    if isinstance(frames, str | os.PathLike | bytes):
+        raise TypeError(f"frames: got the path {str(frames)!r}, expected uint8 RGB frames [T, H, W, 3]; read the "
+                        "video first: edge_jepa.video.read_video(path, fps=model.config.clip.fps).frames")
+    if frames is None or not isinstance(frames, np.ndarray | Sequence) and not hasattr(frames, "__iter__"):
+        raise TypeError(f"frames: got {type(frames).__name__}, expected uint8 RGB frames [T, H, W, 3] (an array or "
+                        "a list of [H, W, 3] arrays, e.g. edge_jepa.video.read_video(path).frames)")
     if isinstance(frames, np.ndarray):
         arr = frames
     else:

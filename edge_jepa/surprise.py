@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -246,6 +247,11 @@ class FrameCausalScorer:
         arr = check_frames(frames)
         self.reset()
         self.stride = stride or self.stride
+        if len(arr) < self.frames_per_window:
+            warnings.warn(f"{len(arr)} frame(s) are fewer than one window of the model ({self.frames_per_window} "
+                          f"frames at {self._fps:g} fps): nothing was scored (every score is NaN); give at least "
+                          f"{self.frames_per_window} frames", RuntimeWarning, stacklevel=3)
+            return []
         x = torch.from_numpy(np.stack([frame_to_input(f, self.size, self.mode) for f in arr], axis=1))  # [3, F, S, S]
         z = torch.cat([self.model.encode_frames(x[None, :, i : i + batch_size])[0]
                        for i in range(0, len(arr), batch_size)])  # [F, N, D]
@@ -319,6 +325,9 @@ def surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.nda
     arr = check_frames(frames)
     T = scorer.frames_per_window
     if len(arr) < T:
+        warnings.warn(f"{len(arr)} frame(s) are fewer than one window of the model ({T} frames at "
+                      f"{scorer.fps:g} fps): nothing was scored (every score is NaN); give at least {T} frames",
+                      RuntimeWarning, stacklevel=2)
         return []
     inputs = np.stack([frame_to_input(f, scorer.size, scorer.mode) for f in arr], axis=1)  # [3, F, S, S]
     ends = list(range(T - 1, len(arr), stride))

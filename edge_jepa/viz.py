@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import cv2
 import numpy as np
 
 from edge_jepa.io import atomic_file
+from edge_jepa.video import quiet_opencv
 
 
 def overlay_heatmap(frame: np.ndarray, heatmap: np.ndarray | None, *, vmax: float, alpha: float = 0.45,
@@ -160,7 +163,8 @@ class VideoWriter:
                 raise RuntimeError(f"{self.path}: OpenCV cannot open an MP4 writer (codec mp4v)")
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size)
-        self.writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+        with quiet_opencv():  # a full disk logs a warning per frame: close() raises one clear error instead
+            self.writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
         self.frames += 1
 
     def write_at(self, t: float, frame: np.ndarray) -> int:
@@ -206,8 +210,24 @@ class VideoWriter:
             return None
         self.writer.release()
         self.writer = None
+        self._verify()
         os.replace(self.tmp, self.path)
         return self.path
+
+    def _verify(self) -> None:
+        """The temp file holds every frame written (OpenCV's writer fails silently, e.g. on a full disk:
+        the file then has no index and no decodable frame); else it is deleted and an error raised."""
+        cap = cv2.VideoCapture(str(self.tmp))
+        found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        if found >= self.frames:
+            return
+        self.tmp.unlink(missing_ok=True)
+        if shutil.disk_usage(self.tmp.parent).free < 4 * 2**20:
+            raise OSError(errno.ENOSPC, f"no space left on the device: {self.path} was left incomplete "
+                          f"({max(found, 0)} of {self.frames} frames) and not kept", str(self.path))
+        raise OSError(errno.EIO, f"{self.path}: OpenCV wrote {max(found, 0)} of {self.frames} frames; the file was "
+                      "not kept", str(self.path))
 
     def __enter__(self) -> VideoWriter:
         return self

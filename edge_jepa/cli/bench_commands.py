@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from typer.core import TyperGroup
 
 from edge_jepa.cli.app import app, console, fail
+from edge_jepa.cli.errors import positive
 
 # Wide tables: rich falls back to 80 columns when stdout is not a terminal (logs, CI), which folds every cell.
 TABLE_WIDTH = None if console.is_terminal else 200
@@ -46,21 +47,24 @@ def bench_run(
     formats: str = typer.Option("eager,executorch,onnx,coreml", "--formats", "-f",
                                 help="comma-separated: eager, compile, executorch, executorch-coreml, onnx, coreml"),
     quant: str = typer.Option("fp32,int8", "--quant", "-q", help="comma-separated precisions: fp32, fp16, int8, int4"),
-    frames: int = typer.Option(None, "--frames", "-T", help="clip frames (default: each model's own clip)"),
-    size: int = typer.Option(None, "--size", "-S", help="clip height = width in pixels (default: the model's)"),
-    threads: int = typer.Option(1, "--threads", help="CPU threads for every runtime and for the matmul yardstick"),
-    runs: int = typer.Option(20, help="timed runs of each part after the warm-up"),
-    warmup: int = typer.Option(3, help="untimed warm-up runs of each part"),
+    frames: int = typer.Option(None, "--frames", "-T", min=1, help="clip frames (default: each model's own clip)"),
+    size: int = typer.Option(None, "--size", "-S", min=1, help="clip height = width in pixels (default: the model's)"),
+    threads: int = typer.Option(1, "--threads",
+                                min=1, help="CPU threads for every runtime and for the matmul yardstick"),
+    runs: int = typer.Option(20, min=1, help="timed runs of each part after the warm-up"),
+    warmup: int = typer.Option(3, min=0, help="untimed warm-up runs of each part"),
     parts: str = typer.Option(ALL_PARTS, help="which calls to time (comma-separated; step = the full surprise step)"),
-    fidelity_clips: int = typer.Option(2, help="real clips for the cosine vs fp32 eager (0: skip)"),
-    auroc_pairs: int = typer.Option(1, help="matched pairs per violation type for the surprise AUROC (0: skip)"),
+    fidelity_clips: int = typer.Option(2, min=0, help="real clips for the cosine vs fp32 eager (0: skip)"),
+    auroc_pairs: int = typer.Option(1, min=0, help="matched pairs per violation type for the surprise AUROC (0: skip)"),
     json_out: Path = typer.Option(None, "--json", help="write the rows here (a JSON list in the bench schema)"),
     markdown_out: Path = typer.Option(None, "--markdown", help="write the Markdown table here"),
     bundles_dir: Path = typer.Option(None, help="keep exported bundles here and reuse them (default: temporary)"),
     isolate: bool = typer.Option(True, "--isolate/--no-isolate",
                                  help="measure each cell in its own process (honest per-cell peak RSS)"),
-    matmul_size: int = typer.Option(1024, help="n of the n x n fp32 matmul that measures this machine's throughput"),
-    cell_timeout: float = typer.Option(None, help="fail a cell that reports no progress for this many seconds "
+    matmul_size: int = typer.Option(1024, min=1,
+                                    help="n of the n x n fp32 matmul that measures this machine's throughput"),
+    cell_timeout: float = typer.Option(None, callback=positive,
+                                       help="fail a cell that reports no progress for this many seconds "
                                        "(e.g. a torch.compile that never ends)"),
 ) -> None:
     """Benchmark models or bundles: p50/p90/p99 of the surprise step and its parts, FPS, peak RSS, size,
@@ -68,9 +72,13 @@ def bench_run(
     from edge_jepa.bench.report import markdown, rich_table, write_text
     from edge_jepa.bench.run import BenchOptions, Reporter, run_bench
     from edge_jepa.bench.schema import save_rows
+    from edge_jepa.outputs import check_writable
     from edge_jepa.runtime.bundle import BundleError
     from edge_jepa.toolkits import quiet_toolkits
 
+    for path in (json_out, markdown_out):
+        if path:
+            check_writable(path)  # before the benchmark, not after
     try:
         options = BenchOptions(formats=formats, precisions=quant, frames=frames, size=size, threads=threads,
                                warmup=warmup, runs=runs, parts=tuple(p.strip() for p in parts.split(",")),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from edge_jepa.cli.app import app, console, fail
+from edge_jepa.cli.errors import non_negative, positive
 
 
 def _progress(enabled: bool) -> Progress:
@@ -28,34 +28,43 @@ def distill(
     student: str = typer.Option("vit_nano", "--student", help="student: a registered config name (vit_nano, "
                                 "vit_tiny, vit_small, ...) or a .json ModelConfig file; fresh weights"),
     data: str = typer.Option("synthetic", "--data", help="'synthetic', a video file or folder, or 'synthetic+PATH'"),
-    steps: int = typer.Option(2000, help="optimizer steps"),
+    steps: int = typer.Option(2000, min=1, help="optimizer steps"),
     resume: bool = typer.Option(False, "--resume", help="continue the checkpoint in --out"),
-    batch_size: int = typer.Option(32, help="clips per step over all processes"),
-    lr: float = typer.Option(1e-3, help="peak learning rate (AdamW, warm-up then cosine)"),
-    warmup: int = typer.Option(None, help="warm-up steps (default: min(100, steps/10))"),
-    seed: int = typer.Option(0, help="seed for the student's weights, data and masks"),
-    minutes: float = typer.Option(None, help="time budget: stop cleanly (checkpoint, report, student) when spent"),
-    checkpoint_every: int = typer.Option(200, help="steps between checkpoints (each with a fidelity report)"),
-    threads: int = typer.Option(None, help="torch CPU threads per process (default: torch's choice)"),
+    batch_size: int = typer.Option(32, min=1, help="clips per step over all processes"),
+    lr: float = typer.Option(1e-3, callback=positive, help="peak learning rate (AdamW, warm-up then cosine)"),
+    warmup: int = typer.Option(None, min=0, help="warm-up steps (default: min(100, steps/10))"),
+    seed: int = typer.Option(0, min=0, help="seed for the student's weights, data and masks"),
+    minutes: float = typer.Option(None, callback=positive,
+                                  help="time budget: stop cleanly (checkpoint, report, student) when spent"),
+    checkpoint_every: int = typer.Option(200, min=1, help="steps between checkpoints (each with a fidelity report)"),
+    threads: int = typer.Option(None, min=1, help="torch CPU threads per process (default: torch's choice)"),
     cache_teacher: bool = typer.Option(False, "--cache-teacher", help="run the teacher once over --cache-batches "
                                        "batches, store its outputs as safetensors shards, train on them"),
-    cache_batches: int = typer.Option(200, help="global batches in the teacher cache (training cycles over them)"),
+    cache_batches: int = typer.Option(200, min=1,
+                                      help="global batches in the teacher cache (training cycles over them)"),
     cache_dir: Path = typer.Option(None, help="teacher cache directory (default OUT/teacher_cache)"),
-    frames: int = typer.Option(None, help="student clip frames (default: the student config's)"),
-    size: int = typer.Option(None, help="student clip size in px (default: the student config's)"),
-    fps: float = typer.Option(None, help="student frame rate (default: the student config's)"),
-    context_frames: int = typer.Option(None, help="student context frames of the surprise layout"),
-    teacher_size: int = typer.Option(None, help="teacher frame size (default: max of its clip size and the student's)"),
-    frame_stride: int = typer.Option(1, help="teacher frames per student frame (teacher sees stride x the fps)"),
+    frames: int = typer.Option(None, min=1, help="student clip frames (default: the student config's)"),
+    size: int = typer.Option(None, min=1, help="student clip size in px (default: the student config's)"),
+    fps: float = typer.Option(None, callback=positive, help="student frame rate (default: the student config's)"),
+    context_frames: int = typer.Option(None, min=1, help="student context frames of the surprise layout"),
+    teacher_size: int = typer.Option(None, min=1,
+                                     help="teacher frame size (default: max of its clip size and the student's)"),
+    frame_stride: int = typer.Option(1, min=1, help="teacher frames per student frame (teacher sees stride x the fps)"),
     align: str = typer.Option("pool", help="teacher tokens onto the student grid: 'pool' or 'interpolate'"),
-    w_feature_l1: float = typer.Option(1.0, help="weight: L1 of projected student tokens vs teacher tokens"),
-    w_feature_cos: float = typer.Option(1.0, help="weight: 1 - cosine of projected student vs teacher tokens"),
-    w_predictor: float = typer.Option(1.0, help="weight: L1 of projected student vs teacher predictor outputs"),
-    w_surprise: float = typer.Option(1.0, help="weight: L1 of student vs teacher per-token surprise"),
-    w_jepa: float = typer.Option(0.0, help="weight: the student's own V-JEPA loss"),
-    future_prob: float = typer.Option(0.75, help="share of batches with a future mask (the rest: multi-block)"),
-    report_pairs: int = typer.Option(20, help="held-out violation pairs per type in the fidelity report (0: none)"),
-    report_clips: int = typer.Option(16, help="held-out clips for the token cosine"),
+    w_feature_l1: float = typer.Option(1.0, callback=non_negative,
+                                       help="weight: L1 of projected student tokens vs teacher tokens"),
+    w_feature_cos: float = typer.Option(1.0, callback=non_negative,
+                                        help="weight: 1 - cosine of projected student vs teacher tokens"),
+    w_predictor: float = typer.Option(1.0, callback=non_negative,
+                                      help="weight: L1 of projected student vs teacher predictor outputs"),
+    w_surprise: float = typer.Option(1.0, callback=non_negative,
+                                     help="weight: L1 of student vs teacher per-token surprise"),
+    w_jepa: float = typer.Option(0.0, callback=non_negative, help="weight: the student's own V-JEPA loss"),
+    future_prob: float = typer.Option(0.75, min=0.0, max=1.0,
+                                      help="share of batches with a future mask (the rest: multi-block)"),
+    report_pairs: int = typer.Option(20, min=0,
+                                     help="held-out violation pairs per type in the fidelity report (0: none)"),
+    report_clips: int = typer.Option(16, min=1, help="held-out clips for the token cosine"),
     json_out: Path = typer.Option(None, "--json", help="also write the final fidelity report here"),
 ) -> None:
     """Distil a teacher's encoder and predictor into a small student (data-parallel under torchrun)."""
@@ -82,10 +91,15 @@ def _run(ctx, opts: dict) -> None:
     from edge_jepa.distill.api import distill as distill_model
     from edge_jepa.distill.report import table
     from edge_jepa.distill.trainer import CHECKPOINT, LOSS_LOG, REPORT, STUDENT_DIR
+    from edge_jepa.io import strict_json
+    from edge_jepa.outputs import check_writable
     from edge_jepa.video import VideoError
 
     a = opts
     out: Path = a["out"]
+    check_writable(out, folder=True)
+    if a["json_out"]:
+        check_writable(a["json_out"])
     say = console.print if ctx.is_main else (lambda *args, **kw: None)
     errors = (DistillError, VideoError, CheckpointError, FileNotFoundError, ValueError, KeyError, FloatingPointError,
               CheckpointWriteError)
@@ -118,7 +132,7 @@ def _run(ctx, opts: dict) -> None:
         console.print(table(result.report))
         if a["json_out"]:
             a["json_out"].parent.mkdir(parents=True, exist_ok=True)
-            a["json_out"].write_text(json.dumps(result.report, indent=2))
+            a["json_out"].write_text(strict_json(result.report))
     console.print(f"done: {result.steps_done} steps in {result.seconds / 60:.1f} min"
                   + (" (time budget reached)" if result.stopped_early else ""))
     console.print(f"student: {out / STUDENT_DIR}   loss log: {out / LOSS_LOG}   report: {out / REPORT}")

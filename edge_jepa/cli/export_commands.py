@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from edge_jepa.cli.app import app, console, fail
+from edge_jepa.cli.errors import positive
 from edge_jepa.toolkits import quiet_toolkits
 
 
@@ -24,14 +25,16 @@ def export_command(
     source: str = typer.Argument(..., help="'default', an official .pt, a Hugging Face dir or an edge-jepa dir"),
     format: str = typer.Option(..., "--format", "-f", help="executorch | executorch-coreml | onnx | coreml"),
     quant: str = typer.Option("fp32", "--quant", "-q", help="fp32 | fp16 | int8 | int4 (what the format supports)"),
-    out: Path = typer.Option(..., "--out", "-o", help="bundle directory to write (replaced atomically)"),
-    frames: int = typer.Option(None, "--frames", "-T", help="clip frames (default: the model's)"),
-    size: int = typer.Option(None, "--size", "-S", help="clip height = width in pixels (default: the model's)"),
-    context_frames: int = typer.Option(None, "--context-frames", help="context frames (default: model's share)"),
+    out: Path = typer.Option(..., "--out", "-o", help="bundle directory to write (replaced atomically if it is a "
+                             "bundle or model; anything else is refused unless --force)"),
+    frames: int = typer.Option(None, "--frames", "-T", min=1, help="clip frames (default: the model's)"),
+    size: int = typer.Option(None, "--size", "-S", min=1, help="clip height = width in pixels (default: the model's)"),
+    context_frames: int = typer.Option(None, "--context-frames", min=1, help="context frames (default: model's share)"),
     int8_activations: str = typer.Option("dynamic", help="ExecuTorch int8: dynamic (per token) or static "
                                          "(per tensor, calibrated on real clips)"),
-    calibration_clips: int = typer.Option(8, help="real clips for static int8 calibration"),
-    verify_clips: int = typer.Option(3, help="real clips for the verification against eager"),
+    calibration_clips: int = typer.Option(8, min=1, help="real clips for static int8 calibration"),
+    verify_clips: int = typer.Option(3, min=1, help="real clips for the verification against eager"),
+    force: bool = typer.Option(False, "--force", help="replace --out even if it is not an edge-jepa bundle/model"),
 ) -> None:
     """Export a verified bundle: artifacts + manifest.json (formats: see --format)."""
     from edge_jepa.export import ExportError, export_bundle
@@ -47,7 +50,8 @@ def export_command(
             path = export_bundle(source, fmt.name, quant, frames=frames, size=size, out=out,
                                  context_frames=context_frames, calibration_clips=calibration_clips,
                                  verify_clips=verify_clips, int8_activations=int8_activations,
-                                 progress=lambda message: status.update(f"[bold]{fmt.name} {quant}:[/] {message}"))
+                                 progress=lambda message: status.update(f"[bold]{fmt.name} {quant}:[/] {message}"),
+                                 force=force)
         except (ExportError, FileNotFoundError, ValueError) as e:
             raise fail(str(e)) from None
     from edge_jepa.formats import MANIFEST
@@ -86,17 +90,21 @@ def quantize_report(
     source: str = typer.Argument("default", help="model to quantize (anything edge_jepa.load takes)"),
     schemes: str = typer.Option("int8-dynamic,int8-weight,int4-weight,fp16", help="comma-separated eager schemes"),
     bundle: list[Path] = typer.Option(None, "--bundle", help="also measure these export bundles (repeatable)"),
-    clips: int = typer.Option(4, help="real clips for the token cosines"),
-    pairs_per_type: int = typer.Option(3, help="matched pairs per violation type for the AUROC (0: skip)"),
-    video_seconds: float = typer.Option(12.0, help="length of the synthetic video for the surprise rank correlation"),
+    clips: int = typer.Option(4, min=1, help="real clips for the token cosines"),
+    pairs_per_type: int = typer.Option(3, min=0, help="matched pairs per violation type for the AUROC (0: skip)"),
+    video_seconds: float = typer.Option(12.0, callback=positive,
+                                        help="length of the synthetic video for the surprise rank correlation"),
     json_out: Path = typer.Option(None, "--json", help="write the rows here"),
 ) -> None:
     """Fidelity of each quantization scheme vs fp32: token cosine, surprise rank correlation, AUROC, size."""
     from edge_jepa.checkpoints import load
-    from edge_jepa.io import atomic_file
+    from edge_jepa.io import atomic_file, strict_json
+    from edge_jepa.outputs import check_writable
     from edge_jepa.quantize import SCHEMES, fidelity_report
     from edge_jepa.runtime import Runner
 
+    if json_out:
+        check_writable(json_out)
     chosen = [s.strip() for s in schemes.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SCHEMES]
     if unknown:
@@ -127,4 +135,4 @@ def quantize_report(
     console.print(table)
     if json_out:
         with atomic_file(json_out) as tmp:
-            tmp.write_text(json.dumps([r.to_dict() for r in rows], indent=2))
+            tmp.write_text(strict_json([r.to_dict() for r in rows]))

@@ -23,8 +23,8 @@ def load_or_exit(source: str):
 @app.command()
 def info(
     source: str = typer.Argument(..., help="'default', an official .pt, a Hugging Face dir or an edge-jepa dir"),
-    frames: int = typer.Option(None, "--frames", "-T", help="clip frames (default: the model's clip)"),
-    size: int = typer.Option(None, "--size", "-S", help="clip height = width in pixels (default: the model's)"),
+    frames: int = typer.Option(None, "--frames", "-T", min=1, help="clip frames (default: the model's clip)"),
+    size: int = typer.Option(None, "--size", "-S", min=1, help="clip height = width in pixels (default: the model's)"),
 ) -> None:
     """Size, parameter counts, token count and GFLOPs of a model on a clip."""
     model = load_or_exit(source)
@@ -53,9 +53,14 @@ def info(
 @app.command()
 def convert(
     source: str = typer.Argument(..., help="an official .pt, a Hugging Face dir, an edge-jepa dir or 'default'"),
-    out_dir: Path = typer.Argument(..., help="directory to write (model.safetensors + edge_jepa.json)"),
+    out_dir: Path = typer.Argument(..., help="directory to write (model.safetensors + edge_jepa.json); an existing "
+                                   "one is replaced only if it is an edge-jepa model or bundle"),
+    force: bool = typer.Option(False, "--force", help="replace OUT_DIR even if it is not an edge-jepa model/bundle"),
 ) -> None:
     """Convert any supported checkpoint to the edge-jepa format."""
+    from edge_jepa.outputs import check_replaceable
+
+    check_replaceable(out_dir, what="model directory", force=force)
     model = load_or_exit(source)
-    model.save(out_dir)
+    model.save(out_dir, force=force)
     console.print(f"wrote {out_dir} ({model.config.name}, {model.num_params() / 1e6:.2f} M params)")

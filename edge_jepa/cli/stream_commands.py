@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from edge_jepa.cli.app import app, console, fail
+from edge_jepa.cli.errors import non_negative, positive
 
 DEFAULT_HEADLESS_OUT = Path("edge-jepa-watch")
 
@@ -30,14 +31,20 @@ def watch_command(
                                        "score every window at the model's fps (deterministic). Default: every "
                                        "window when --headless, real time with a window. Live sources: always "
                                        "real time."),
-    fps: float = typer.Option(None, "--fps", help="frame rate of an image folder (default: the model's)"),
-    seconds: float = typer.Option(None, "--seconds", help="stop after this many seconds of source time"),
-    warmup: float = typer.Option(None, "--warmup", help="calibration seconds [detector default: 5]"),
-    k: float = typer.Option(None, "--k", help="event threshold: median + k * robust spread [6]"),
-    k_low: float = typer.Option(None, "--k-low", help="an event ends below median + k_low * spread [3]"),
-    min_duration: float = typer.Option(None, "--min-duration", help="minimum event duration, seconds [0]"),
+    fps: float = typer.Option(None, "--fps",
+                              callback=positive, help="frame rate of an image folder (default: the model's)"),
+    seconds: float = typer.Option(None, "--seconds",
+                                  callback=positive, help="stop after this many seconds of source time"),
+    warmup: float = typer.Option(None, "--warmup", callback=non_negative,
+                                 help="calibration seconds [detector default: 5]"),
+    k: float = typer.Option(None, "--k",
+                            callback=positive, help="event threshold: median + k * robust spread [6]"),
+    k_low: float = typer.Option(None, "--k-low",
+                                callback=positive, help="an event ends below median + k_low * spread [3]"),
+    min_duration: float = typer.Option(None, "--min-duration", callback=non_negative,
+                                       help="minimum event duration, seconds [0]"),
     clips: bool = typer.Option(True, "--clips/--no-clips", help="write clips/event_0001.mp4, ... around each event"),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for inference (default: torch's)"),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: torch's)"),
 ) -> None:
     """Watch a camera, file, URL or image folder for surprise; log events (and clips) as they happen.
 
@@ -93,6 +100,8 @@ def watch_command(
     console.print(stats_table(summary))
     for name, path in summary.outputs.items():
         console.print(f"{name}: {path}", highlight=False)
+    if summary.stopped_by == "interrupt":  # Ctrl-C (or SIGTERM): the outputs are complete, the exit says why
+        raise typer.Exit(130)
 
 
 def stats_table(summary) -> Table:

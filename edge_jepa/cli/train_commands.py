@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from edge_jepa.cli.app import app, console, fail
+from edge_jepa.cli.errors import positive
 
 if TYPE_CHECKING:
     from edge_jepa.train.api import TrainingRun
@@ -99,21 +100,23 @@ def pretrain(
     out: Path = typer.Option(..., "--out", help="run directory (checkpoint, loss log, final model in OUT/model)"),
     model: str = typer.Option("vit_pico", "--model", help=_MODEL_HELP),
     data: str = typer.Option("synthetic", "--data", help="'synthetic', a video file or folder, or 'synthetic+PATH'"),
-    steps: int = typer.Option(3000, help="optimizer steps"),
-    batch_size: int = typer.Option(32, help="clips per step"),
-    lr: float = typer.Option(1e-3, help="peak learning rate (AdamW, warm-up then cosine)"),
-    seed: int = typer.Option(0, help="seed for weights, data and masks"),
-    minutes: float = typer.Option(None, help="stop and save when this much time is spent"),
+    steps: int = typer.Option(3000, min=1, help="optimizer steps"),
+    batch_size: int = typer.Option(32, min=1, help="clips per step"),
+    lr: float = typer.Option(1e-3, callback=positive, help="peak learning rate (AdamW, warm-up then cosine)"),
+    seed: int = typer.Option(0, min=0, help="seed for weights, data and masks"),
+    minutes: float = typer.Option(None, callback=positive, help="stop and save when this much time is spent"),
     resume: bool = typer.Option(False, "--resume", help="continue the checkpoint in --out"),
-    frames: int = typer.Option(None, help="clip frames (default: the model's)"),
-    size: int = typer.Option(None, help="clip size in px (default: the model's)"),
-    fps: float = typer.Option(None, help="model frame rate (default: the model's)"),
-    context_frames: int = typer.Option(None, help="context frames of the surprise layout"),
-    tubelet: int = typer.Option(None, help="frames per temporal token, fresh configs only (default: the config's)"),
+    frames: int = typer.Option(None, min=1, help="clip frames (default: the model's)"),
+    size: int = typer.Option(None, min=1, help="clip size in px (default: the model's)"),
+    fps: float = typer.Option(None, callback=positive, help="model frame rate (default: the model's)"),
+    context_frames: int = typer.Option(None, min=1, help="context frames of the surprise layout"),
+    tubelet: int = typer.Option(None, min=1,
+                                help="frames per temporal token, fresh configs only (default: the config's)"),
     preprocess: str = typer.Option(None, help="'resize' (whole view) or 'center_crop' (the release)"),
-    checkpoint_every: int = typer.Option(100, help="steps between checkpoints"),
-    threads: int = typer.Option(None, help="torch CPU threads (default: torch's choice)"),
-    future_prob: float = typer.Option(0.75, help="share of steps with a future mask (the rest: multi-block)"),
+    checkpoint_every: int = typer.Option(100, min=1, help="steps between checkpoints"),
+    threads: int = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)"),
+    future_prob: float = typer.Option(0.75, min=0.0, max=1.0,
+                                      help="share of steps with a future mask (the rest: multi-block)"),
     rates: str = typer.Option("10,15,30", help="frame-causal models: frame rates to train at (comma-separated)"),
     rollout: int = typer.Option(0, min=0, help="frame-causal models: autoregressive steps scored per clip"),
     sigreg: float = typer.Option(0.0, min=0.0, help="frame-causal models: SIGReg weight (> 0 replaces the EMA)"),

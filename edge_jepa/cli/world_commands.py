@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edge_jepa.cli.app import app, console, fail
+from edge_jepa.cli.errors import positive
 
 
 def _open_scorer(model: str, fps: float | None = None):
@@ -32,14 +32,16 @@ def _bar() -> Progress:
 def demo(
     model: str = typer.Option("default", "--model", help="model or bundle (default: the embedded model)"),
     out: Path = typer.Option(Path("edge-jepa-demo"), "--out", help="output directory"),
-    seconds: float = typer.Option(30.0, help="length of the synthetic scene"),
-    seed: int = typer.Option(7, help="scene seed"),
-    fps: float = typer.Option(None, help="the scene's frame rate (default: the model's; frame-causal models "
-                              "score any rate, window models only their own)"),
+    seconds: float = typer.Option(30.0, callback=positive, help="length of the synthetic scene"),
+    seed: int = typer.Option(7, min=0, help="scene seed"),
+    fps: float = typer.Option(None, callback=positive, help="the scene's frame rate (default: the model's; "
+                              "frame-causal models score any rate, window models only their own)"),
 ) -> None:
     """Render a synthetic scene with physics violations, score it, write an annotated MP4, a plot and JSON."""
     from edge_jepa.demo import run_demo
+    from edge_jepa.outputs import check_writable
 
+    check_writable(out, folder=True)
     scorer = _open_scorer(model, fps)
     with _bar() as progress:
         task = progress.add_task("scoring + rendering", total=None)
@@ -64,14 +66,18 @@ def demo(
 @app.command("eval-surprise")
 def eval_surprise(
     model: str = typer.Argument("default", help="model or bundle to evaluate"),
-    pairs_per_type: int = typer.Option(20, help="held-out matched pairs per violation type"),
-    tolerance: int = typer.Option(None, help="peak within [0, N] frames after the violation (default: target span)"),
+    pairs_per_type: int = typer.Option(20, min=1, help="held-out matched pairs per violation type"),
+    tolerance: int = typer.Option(None, min=0,
+                                  help="peak within [0, N] frames after the violation (default: target span)"),
     json_out: Path = typer.Option(None, "--json", help="write the full report here"),
 ) -> None:
     """AUROC, pairwise accuracy and peak timing on held-out synthetic violation-of-expectation pairs."""
     from edge_jepa.evaluation import evaluate_surprise
-    from edge_jepa.io import atomic_file
+    from edge_jepa.io import atomic_file, strict_json
+    from edge_jepa.outputs import check_writable
 
+    if json_out:
+        check_writable(json_out)  # before minutes of scoring, not after
     scorer = _open_scorer(model)
     with _bar() as progress:
         task = progress.add_task("scoring pairs", total=None)
@@ -80,7 +86,7 @@ def eval_surprise(
     console.print(results_table(report))
     if json_out:
         with atomic_file(json_out) as tmp:
-            tmp.write_text(json.dumps(report, indent=2))
+            tmp.write_text(strict_json(report))
         console.print(f"report: {json_out}")
 
 
@@ -107,13 +113,15 @@ def fit(
     source: str = typer.Option(..., "--source", help="a video file, a folder of videos, or a camera index"),
     out: Path = typer.Option(..., "--out", help="model directory to write (training state in OUT.run/)"),
     model: str = typer.Option("default", "--model", help="model to start from"),
-    minutes: float = typer.Option(10.0, help="training time budget"),
-    steps: int = typer.Option(100_000, help="step cap (the time budget usually ends training first)"),
-    batch_size: int = typer.Option(16, help="clips per step"),
-    lr: float = typer.Option(2e-4, help="learning rate (constant after warm-up)"),
-    synthetic_share: float = typer.Option(0.25, help="share of synthetic clips per batch (keeps the physics prior)"),
-    record_seconds: float = typer.Option(60.0, help="camera source: seconds to record before training"),
-    seed: int = typer.Option(0),
+    minutes: float = typer.Option(10.0, callback=positive, help="training time budget"),
+    steps: int = typer.Option(100_000, min=1, help="step cap (the time budget usually ends training first)"),
+    batch_size: int = typer.Option(16, min=1, help="clips per step"),
+    lr: float = typer.Option(2e-4, callback=positive, help="learning rate (constant after warm-up)"),
+    synthetic_share: float = typer.Option(0.25, min=0.0, max=1.0,
+                                          help="share of synthetic clips per batch (keeps the physics prior)"),
+    record_seconds: float = typer.Option(60.0, callback=positive,
+                                         help="camera source: seconds to record before training"),
+    seed: int = typer.Option(0, min=0),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted fit"),
 ) -> None:
     """Continue self-supervised training on your own footage so the model learns the scene's normal."""

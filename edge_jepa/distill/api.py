@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,8 +67,9 @@ def distill(teacher: VJEPA2 | str | os.PathLike, student: VJEPA2 | ModelConfig |
     if (Path(out_dir) / CHECKPOINT).exists() and not resume:
         raise DistillError(f"{Path(out_dir) / CHECKPOINT} exists: pass --resume (resume=True) to continue it, or "
                            "choose another --out")
-    if resume:
-        run.load_checkpoint()
+    if resume and not run.load_checkpoint() and (ctx is None or ctx.is_main):
+        warnings.warn(f"--resume: there is no checkpoint at {Path(out_dir) / CHECKPOINT}; starting a new run from "
+                      "step 0", RuntimeWarning, stacklevel=2)
     if on_start:
         on_start(run)
     return run.run(on_step, on_cache, on_report)

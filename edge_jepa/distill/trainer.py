@@ -27,7 +27,7 @@ from edge_jepa.distill.data import ClipSource, LiveBatches, ShardedSampler, Teac
 from edge_jepa.distill.dist import DistContext
 from edge_jepa.distill.losses import LossWeights, StudentWithHeads, distill_losses
 from edge_jepa.distill.report import FidelityReporter
-from edge_jepa.io import atomic_file
+from edge_jepa.io import atomic_file, strict_json
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.preprocess import clip_tensor
@@ -181,7 +181,8 @@ class Distiller:
     def load_checkpoint(self) -> bool:
         """Continue OUT/checkpoint.pt if it exists (all ranks read it); False if there is none."""
         path = self.out / CHECKPOINT
-        state = read_checkpoint(path)
+        state = read_checkpoint(path, ("student_config", "teacher_sha256", "world_size", "heads", "optimizer",
+                                       "scheduler", "step"))
         if state is None:
             return False
         saved = ModelConfig.from_dict(json.loads(state["student_config"]))
@@ -257,7 +258,7 @@ class Distiller:
                                              token_clips=self.cfg.report_clips)
         rep = self.reporter.report(self.heads, self.step)
         with atomic_file(self.out / REPORT) as tmp:
-            tmp.write_text(json.dumps(rep, indent=2))
+            tmp.write_text(strict_json(rep))
         with open(self.out / REPORT_LOG, "a") as f:
             f.write(json.dumps(rep) + "\n")
         self.last_report = rep

@@ -36,6 +36,7 @@ from edge_jepa.io import atomic_dir
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.layout import ClipLayout
 from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.outputs import check_replaceable
 from edge_jepa.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 INT8_ACTIVATIONS = ("dynamic", "static")
@@ -122,14 +123,17 @@ def failing_op(message: str) -> str | None:
 def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quant: str = "fp32", *,
                   frames: int | None = None, size: int | None = None, out: str | os.PathLike,
                   context_frames: int | None = None, calibration_clips: int = 8, verify_clips: int = 3,
-                  int8_activations: str = "dynamic", progress: Callable[[str], None] | None = None) -> Path:
+                  int8_activations: str = "dynamic", progress: Callable[[str], None] | None = None,
+                  force: bool = False) -> Path:
     """Export `model_or_source` (a VJEPA2 or anything `edge_jepa.load` takes) to a verified bundle at `out`.
 
     frames/size: the clip shape (default: the model's); the context share follows the model's unless
     `context_frames` is given. int8_activations: for ExecuTorch int8, "dynamic" (per token, default) or
     "static" (per tensor, calibrated on `calibration_clips` real clips). Returns the bundle path. Raises
-    ExportError (nothing written) on failure.
+    ExportError (nothing written) on failure. An existing `out` is replaced only if it is a bundle or model
+    (or empty), else OutputError before any work; `force` replaces it anyway.
     """
+    check_replaceable(out, what="bundle", force=force)
     fmt = get_format(format)
     fmt.check_precision(quant)
     if int8_activations not in INT8_ACTIVATIONS:
@@ -143,7 +147,7 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
     model = clip_model(_load(model_or_source), frames, size, context_frames)
     layout = ClipLayout.of(model)
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, what="bundle", force=force) as tmp:
         request = ExportRequest(model, layout, quant, tmp, fmt, calibration_clips, int8_activations, say)
         artifacts = fmt.resolve("exporter")(request)
         manifest = build_manifest(model, layout, fmt, quant, artifacts, source=_describe_source(model_or_source))

@@ -126,9 +126,12 @@ class VJEPA2(nn.Module):
         return FlopCount(encoder(n_ctx), encoder(n_all), pred)
 
     # ----------------------------------------------------------------- persistence
-    def save(self, path: str | os.PathLike, card: dict | None = None) -> Path:
-        """Write the edge-jepa format: `model.safetensors` + `edge_jepa.json` (config [+ card]), atomically."""
-        return write_model_dir(self, path, card)
+    def save(self, path: str | os.PathLike, card: dict | None = None, *, force: bool = False) -> Path:
+        """Write the edge-jepa format: `model.safetensors` + `edge_jepa.json` (config [+ card]), atomically.
+
+        An existing `path` is replaced only if it is an edge-jepa model or bundle (or empty), else
+        OutputError; `force` replaces it anyway."""
+        return write_model_dir(self, path, card, force=force)
 
 
 def build(config: ModelConfig | str) -> nn.Module:

@@ -182,9 +182,9 @@ class FrameCausalJEPA(nn.Module):
         rerun = ctx * io + blocks(ctx, p.width, p.depth, p.mlp_ratio, (ctx + n) // 2)  # block-causal: ~half
         return {"encoder": enc, "predictor_kv": kv, "predictor_rerun": rerun, "kv": enc + kv, "rerun": enc + rerun}
 
-    def save(self, path: str | os.PathLike, card: dict | None = None) -> Path:
+    def save(self, path: str | os.PathLike, card: dict | None = None, *, force: bool = False) -> Path:
         """Write the edge-jepa format (as VJEPA2.save); `edge_jepa.load` reads it back as a FrameCausalJEPA."""
-        return write_model_dir(self, path, card)
+        return write_model_dir(self, path, card, force=force)
 
 
 def token_errors(pred: Tensor, observed: Tensor) -> Tensor:

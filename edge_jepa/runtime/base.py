@@ -82,6 +82,9 @@ class Runner(ABC):
             return source
         if isinstance(source, VJEPA2):
             return EagerRunner(source, **kwargs)
+        if not isinstance(source, str | os.PathLike):
+            raise TypeError(f"model: got {type(source).__name__}, expected a VJEPA2, a Runner, 'default' or the path "
+                            "of a model or export bundle")
         from edge_jepa.runtime.manifest import is_bundle, open_bundle
 
         if is_bundle(source):

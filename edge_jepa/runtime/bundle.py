@@ -41,7 +41,17 @@ class BundleRunner(Runner):
         self.config = ModelConfig.from_dict(manifest["model"]["config"])
         self.methods: dict[str, dict[str, Any]] = manifest["methods"]
         self.size_bytes = int(sum(f["bytes"] for f in manifest["files"].values()))
-        self._load()
+        self._loading: str | None = None  # the artifact _load is opening (named if it fails)
+        try:
+            self._load()
+        except BundleError:
+            raise
+        except Exception as e:  # noqa: BLE001 - runtimes raise anything on a damaged artifact
+            what = self.path / self._loading if self._loading else self.path
+            detail = " ".join(str(e).split())[:200] or type(e).__name__
+            raise BundleError(f"{what}: {self.backend} cannot load this artifact ({detail}); the file "
+                              f"matches its sha256 in {MANIFEST}, so it was written damaged (or the manifest "
+                              "re-hashed): re-export the bundle") from None
 
     @abstractmethod
     def _load(self) -> None:

@@ -27,10 +27,11 @@ class OnnxRunner(BundleRunner):
         options = ort.SessionOptions()
         if self._threads:
             options.intra_op_num_threads = self._threads
-        self._sessions = {
-            name: ort.InferenceSession(str(self.path / spec["file"]), sess_options=options, providers=self._providers)
-            for name, spec in self.methods.items()
-        }
+        self._sessions = {}
+        for name, spec in self.methods.items():
+            self._loading = spec["file"]
+            self._sessions[name] = ort.InferenceSession(str(self.path / spec["file"]), sess_options=options,
+                                                        providers=self._providers)
 
     def _call(self, method: str, x: Tensor) -> Tensor:
         spec = self.methods[method]

@@ -118,6 +118,7 @@ class ClipRecorder:
         self._ring: deque[tuple[float, np.ndarray]] = deque()
         self._open: dict[int, _Clip] = {}
         self.written: list[Path] = []
+        self.finished: list[int] = []  # ids of the events whose clips are closed (written, or failed and removed)
 
     def wants(self, t: float) -> bool:
         """Would a frame at t be kept (pre-roll at `fps`, or an open clip)? Lets the caller skip drawing."""
@@ -150,10 +151,23 @@ class ClipRecorder:
         return [p for p in done if p is not None]
 
     def _finish(self, eid: int) -> Path | None:
-        path = self._open.pop(eid).writer.close()
+        clip = self._open.pop(eid)
+        try:
+            path = clip.writer.close()
+        except BaseException:
+            clip.writer.abort()
+            self.finished.append(eid)
+            raise
         if path is not None:
             self.written.append(path)
+        self.finished.append(eid)
         return path
+
+    def abort(self) -> None:
+        """Discard every open clip (its partial file included): after a failure."""
+        for clip in self._open.values():
+            clip.writer.abort()
+        self._open.clear()
 
     def close(self) -> list[Path]:
         """Finish every open clip (at shutdown their post-roll is cut short)."""

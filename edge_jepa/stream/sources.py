@@ -14,12 +14,10 @@ fast as the consumer takes them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import cv2
 import numpy as np
 
 from edge_jepa.video import VIDEO_SUFFIXES, VideoError
+from edge_jepa.video import quiet_opencv as _quiet_opencv
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
@@ -53,21 +52,6 @@ def to_rgb(frame: np.ndarray) -> np.ndarray:
     if frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-
-@contextlib.contextmanager
-def _quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own log lines while probing a source: we raise one clear error instead."""
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is None:
-        yield
-        return
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(level)
 
 
 class _Pacer:
@@ -127,6 +111,10 @@ class Source(ABC):
         if self.is_open:
             self.is_open = False
             self._close()
+
+    def ended_early(self) -> str | None:
+        """After the end: why the source delivered less than it announced (None: it did not, or cannot tell)."""
+        return None
 
     def interrupt(self) -> None:
         """Wake any wait (real-time pacing, reopen backoff) so that a stopping loop does not hang."""
@@ -255,6 +243,7 @@ class FileSource(_CaptureSource):
         self.name = self.path
         self.realtime = realtime
         self.position = 0  # frames consumed from the file (resumed from on reopen)
+        self.announced_frames: int | None = None  # the frame count in the file's header, if it has one
         self._last_t = -1.0
         self._native = 30.0
         self._pacer = _Pacer(self._stop, late_after=0.05)
@@ -273,6 +262,9 @@ class FileSource(_CaptureSource):
 
     def _open(self) -> None:
         super()._open()
+        if self.position == 0:
+            count = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            self.announced_frames = int(count) if np.isfinite(count) and count > 0 else None
         self._native = self.nominal_fps or 30.0
         self._pacer.late_after = 1.5 / self._native
         if self.position == 0:  # a clear error at open, not at the first read
@@ -286,6 +278,14 @@ class FileSource(_CaptureSource):
         for _ in range(self.position):  # resume after what was already delivered
             if not self.cap.grab():
                 break
+
+    def ended_early(self) -> str | None:
+        announced = self.announced_frames
+        if announced is None or self.position >= 0.98 * announced - 1:
+            return None
+        return (f"{self.path}: ended after {self.position} of the {announced} frames its header announces "
+                f"({self._last_t:.1f} s; a truncated or damaged file, or a server that closed the connection): the "
+                "results cover only that part")
 
     def _timestamp(self) -> float:
         t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
@@ -328,6 +328,8 @@ class ImageFolderSource(Source):
         self.files: list[Path] = []
         self.position = 0
         self.decoded = 0
+        self.size_changes: list[str] = []  # "a.png 64x64 -> b.png 80x60" for each change of image size
+        self._last_size: tuple[str, tuple[int, int]] | None = None
         self._pacer = _Pacer(self._stop, late_after=1.5 / fps)
 
     def _open(self) -> None:
@@ -350,6 +352,10 @@ class ImageFolderSource(Source):
                 self.skipped += 1
                 continue
             self.decoded += 1
+            if self._last_size is not None and image.shape[:2] != self._last_size[1]:
+                (h0, w0), (h1, w1) = self._last_size[1], image.shape[:2]
+                self.size_changes.append(f"{self._last_size[0]} {w0}x{h0} -> {self.files[i].name} {w1}x{h1}")
+            self._last_size = (self.files[i].name, image.shape[:2])
             if self.realtime:
                 self._pacer.wait(t)
             return SourceFrame(to_rgb(image), t)
@@ -428,6 +434,9 @@ class ReopeningSource(Source):
         if not self.inner.is_open:
             self.inner.open()
 
+    def ended_early(self) -> str | None:
+        return self.inner.ended_early()
+
     def _close(self) -> None:
         self.inner.close()
 
@@ -481,6 +490,8 @@ def open_source(spec: str | int | os.PathLike | np.ndarray, *, realtime: bool | 
     reopen: wrap in a `ReopeningSource` (a source that stops delivering is reopened with backoff).
     """
     source: Source
+    if isinstance(spec, str) and not spec.strip():  # Path("") is the current directory: never what was meant
+        raise SourceError("an empty source: give a camera index, a video file, a URL or an image folder")
     if isinstance(spec, np.ndarray):
         if fps is None:
             raise SourceError("an array source needs fps=")

@@ -1,7 +1,8 @@
 """`watch`: a source, a model, a detector and the outputs, wired together (what `edge-jepa watch` runs).
 
 Outputs in `out` (when given):
-    events.jsonl        one JSON object per event, appended + fsynced as each event ends
+    events.jsonl        one JSON object per event, appended + fsynced as each event ends (with clips: once its
+                        clip is complete, so that a line never names an unfinished clip)
     clips/event_0001.mp4, ...  the annotated frames around each event (pre- and post-roll)
     annotated.mp4       headless: every frame annotated, at the model's fps
     timeline.png        headless: score, threshold, calibration and events over time
@@ -10,18 +11,21 @@ Outputs in `out` (when given):
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edge_jepa.io import atomic_file
+from edge_jepa.io import atomic_file, strict_json
 from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.outputs import OutputError, OutputLock, clean_leftovers
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.events import CALIBRATING, Event, EventDetector, EventLog
 from edge_jepa.stream.loop import StreamLoop, StreamUpdate
@@ -48,10 +52,13 @@ class WatchSummary:
     calibration: dict  # the detector's settings and its final baseline / spread / threshold
     outputs: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False  # stopped by the user (q, Ctrl-C) before the source ended
+    stopped_by: str = "end"  # "end" (of the source), "quit" (q/Esc), "max_seconds", "interrupt" (Ctrl-C)
+    warnings: list[str] = field(default_factory=list)  # the source could not be fully judged (see _source_warnings)
 
     def to_json(self) -> dict:
         return {"source": self.source, "model": self.model, "backend": self.backend, "realtime": self.realtime,
-                "headless": self.headless, "interrupted": self.interrupted, "stats": self.stats.to_json(),
+                "headless": self.headless, "interrupted": self.interrupted, "stopped_by": self.stopped_by,
+                "warnings": self.warnings, "stats": self.stats.to_json(),
                 "calibration": self.calibration, "events": [e.to_json() for e in self.events],
                 "outputs": self.outputs}
 
@@ -84,37 +91,66 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
     realtime: for files/folders, emulate a live camera (paced, stale windows dropped) or score every window
               at the model's fps (deterministic). None: every window when headless, real time with a display.
     fps: frame rate of an image folder (default: the model's).
-    on_event: called as each event ends (after it is logged); on_update: called with each update and its
-              rendered frame (None when nothing is drawn).
+    on_event: called once each event is logged: when it ends, or with clips when its clip is complete (an
+              events.jsonl line only ever points at a finished clip); on_update: called with each update and
+              its rendered frame (None when nothing is drawn).
+    out: one run at a time (a second one gets OutputError); leftovers of a killed run are removed first.
+    Output write failures (a full disk) remove what was half-written and raise OSError.
     Keys in the window: q/Esc quit, space/p pause, r recalibrate.
     """
+    out_dir = Path(out) if out is not None else None
+    with claim_output_folder(out_dir, "watch"):
+        return _watch(source, model=model, headless=headless, out_dir=out_dir, realtime=realtime, detector=detector,
+                      fps=fps, max_seconds=max_seconds, clips=clips, clip_pre_s=clip_pre_s,
+                      clip_post_s=clip_post_s, on_event=on_event, on_update=on_update, window=window)
+
+
+@contextlib.contextmanager
+def claim_output_folder(out_dir: Path | None, command: str) -> Iterator[None]:
+    """Lock `out_dir` for this run (OutputError if another run holds it, or if it is a file) and remove the
+    leftovers of killed runs (temp files, partial clips)."""
+    if out_dir is None:
+        yield
+        return
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: exists and is not a folder; --out needs a folder (new or of an earlier run)")
+    with OutputLock(out_dir, command):
+        for folder in (out_dir, out_dir / "clips"):
+            clean_leftovers(folder, partials=True)
+        yield
+
+
+def _watch(source, *, model, headless: bool, out_dir: Path | None, realtime: bool | None,
+           detector: EventDetector | None, fps: float | None, max_seconds: float | None, clips: bool,
+           clip_pre_s: float, clip_post_s: float, on_event: Callable[[Event], None] | None,
+           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None, window: str) -> WatchSummary:
     scorer = as_scorer(model)  # a window model's (through its Runner) or a frame-causal model's
     src = _open(source, scorer, headless, realtime, fps)
-    out_dir = Path(out) if out is not None else None
     log = EventLog(out_dir / "events.jsonl") if out_dir is not None else None
     detector = detector or EventDetector()
     if log is not None:
         detector.next_id = max(detector.next_id, log.next_id)
-    loop = StreamLoop(scorer, src, detector=detector, on_event=_event_sink(out_dir, clips, log, on_event),
-                      keep_trace=headless)
+    events = _EventSink(out_dir, clips, log, on_event)
+    loop = StreamLoop(scorer, src, detector=detector, on_event=events, keep_trace=headless)
     sinks = _Sinks(Renderer(loop),
                    ClipRecorder(out_dir, loop.fps, pre_s=clip_pre_s, post_s=clip_post_s)
                    if out_dir is not None and clips else None,
                    VideoWriter(out_dir / "annotated.mp4", loop.fps) if out_dir is not None and headless else None,
                    None if headless else _Display(window, loop))
+    stopped_by, failure, write_failure = "end", None, None
     try:
-        interrupted, failure = _consume(loop, sinks, on_update, max_seconds)
+        stopped_by, failure = _consume(loop, sinks, events, on_update, max_seconds)
+    except OSError as e:  # writing an output failed (a full disk): nothing half-written is kept
+        write_failure = e
     finally:
-        _shut_down(loop, sinks, log)
-    summary = WatchSummary(src.name, loop.scorer.config.name, loop.scorer.backend, loop.realtime,
-                           headless, loop.stats(), list(detector.events), _calibration(detector),
-                           _finish_outputs(loop, out_dir, sinks.video, sinks.recorder, headless, src), interrupted)
-    if not interrupted and failure is None:
-        _warn_if_too_short(summary.stats, loop, str(src.name))
-    if out_dir is not None:
-        summary.outputs["summary"] = str(out_dir / "summary.json")
-        with atomic_file(out_dir / "summary.json") as tmp:
-            tmp.write_text(json.dumps(summary.to_json(), indent=2))
+        with _second_interrupt_ignored():  # a second Ctrl-C must not cost the outputs
+            write_failure = _shut_down(loop, sinks, events, log, write_failure)
+    if write_failure is not None:
+        src.close()
+        raise write_failure
+    with _second_interrupt_ignored():
+        summary = _summarize(src, loop, detector, out_dir, sinks, headless, stopped_by,
+                             checked=stopped_by == "end" and failure is None)
     src.close()
     if failure is not None:
         raise failure
@@ -144,25 +180,50 @@ def _open(source: str | int | os.PathLike | np.ndarray | Source, scorer, headles
     return src
 
 
-def _event_sink(out_dir: Path | None, clips: bool, log: EventLog | None,
-                on_event: Callable[[Event], None] | None) -> Callable[[Event], None]:
-    """What happens as each event ends (in the inference thread): name its clip, log it, tell the caller."""
+class _EventSink:
+    """What happens as each event ends (called in the inference thread): name its clip, log it, tell the caller.
+    With clips, an event waits until the recorder has closed its clip (`commit_finished`, in the caller's thread),
+    so that a logged line never names a clip still being written; a clip that could not be kept is logged as
+    null."""
 
-    def ended(ev: Event) -> None:
-        if out_dir is not None and clips:
+    def __init__(self, out_dir: Path | None, clips: bool, log: EventLog | None,
+                 on_event: Callable[[Event], None] | None):
+        self.out_dir, self.clips, self.log, self.on_event = out_dir, out_dir is not None and clips, log, on_event
+        self._waiting: dict[int, Event] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, ev: Event) -> None:
+        if self.clips:
             ev.clip = clip_name(ev.id)
-        if log is not None:
-            log.append(ev)
-        if on_event is not None:
-            on_event(ev)
+            with self._lock:
+                self._waiting[ev.id] = ev
+            return
+        self._commit(ev)
 
-    return ended
+    def commit_finished(self, recorder: ClipRecorder | None, final: bool = False) -> None:
+        """Log the events whose clips are closed (at the end: every one still waiting)."""
+        done = set(recorder.finished) if recorder is not None else set()
+        with self._lock:
+            ready = sorted(i for i in self._waiting if final or i in done)
+            events = [self._waiting.pop(i) for i in ready]
+        for ev in events:
+            if ev.clip is not None and not (self.out_dir / ev.clip).exists():
+                ev.clip = None
+            self._commit(ev)
+
+    def _commit(self, ev: Event) -> None:
+        if self.log is not None:
+            self.log.append(ev)
+        if self.on_event is not None:
+            self.on_event(ev)
 
 
-def _consume(loop: StreamLoop, sinks: _Sinks, on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None,
-             max_seconds: float | None) -> tuple[bool, Exception | None]:
+def _consume(loop: StreamLoop, sinks: _Sinks, events: _EventSink,
+             on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None,
+             max_seconds: float | None) -> tuple[str, Exception | None]:
     """Run the loop, drawing each update, until the stream ends, the user quits or max_seconds of source time
-    passed; (interrupted, the capture/inference error to re-raise once the outputs are complete)."""
+    passed; (why it stopped: see WatchSummary.stopped_by, the capture/inference error to re-raise once the
+    outputs are complete). An OSError from writing an output propagates."""
     display, t_first = sinks.display, None
     try:
         loop.start()
@@ -170,57 +231,119 @@ def _consume(loop: StreamLoop, sinks: _Sinks, on_update: Callable[[StreamUpdate,
             try:
                 update = loop.next_update(timeout=0.5 if display is None else 0.03)
             except Exception as e:  # noqa: BLE001 - the capture/inference error, re-raised after the outputs
-                return False, e
+                return "end", e
             if update is not None:
                 t_first = update.t if t_first is None else t_first
                 image = _draw(update, sinks.renderer, loop, sinks.recorder, sinks.video, display is None)
+                events.commit_finished(sinks.recorder)
                 if on_update is not None:
                     on_update(update, image)
                 if display is not None and image is not None and not update.repeat:
                     display.show(image)
                 if max_seconds is not None and update.t - t_first >= max_seconds:
-                    return True, None
+                    return "max_seconds", None
             elif loop.finished:
-                return False, None
+                return "end", None
             if display is not None and display.poll():
-                return True, None
+                return "quit", None
     except KeyboardInterrupt:
-        return True, None
+        return "interrupt", None
 
 
-def _shut_down(loop: StreamLoop, sinks: _Sinks, log: EventLog | None) -> None:
-    """Stop the loop; draw the events closed at shutdown (clips complete); close the clips, log and window."""
+def _shut_down(loop: StreamLoop, sinks: _Sinks, events: _EventSink, log: EventLog | None,
+               write_failure: OSError | None) -> OSError | None:
+    """Stop the loop; draw the events closed at shutdown (clips complete); close the clips, log the events still
+    waiting, close the log and window. After a write failure (or one here) the partial clips and video are
+    removed instead; returns the write failure, if any."""
     loop.stop()
-    for update in _drain(loop):
-        _draw(update, sinks.renderer, loop, sinks.recorder, sinks.video, sinks.display is None)
-    if sinks.recorder is not None:
-        sinks.recorder.close()
+    if write_failure is None:
+        try:
+            for update in _drain(loop):
+                _draw(update, sinks.renderer, loop, sinks.recorder, sinks.video, sinks.display is None)
+            if sinks.recorder is not None:
+                sinks.recorder.close()
+        except OSError as e:
+            write_failure = e
+    if write_failure is not None:
+        for writer in (sinks.recorder, sinks.video):
+            if writer is not None:
+                writer.abort()
+    with contextlib.suppress(OSError):
+        events.commit_finished(sinks.recorder, final=True)
     if log is not None:
         log.close()
     if sinks.display is not None:
         sinks.display.close()
+    return write_failure
 
 
-def _warn_if_too_short(stats: StreamStats, loop: StreamLoop, name: str) -> None:
-    """A source that ended before one window, or inside the detector's calibration, could not be judged."""
-    det = loop.detector
-    if stats.windows_scored == 0:
+def _summarize(src: Source, loop: StreamLoop, detector: EventDetector, out_dir: Path | None,
+               sinks: _Sinks, headless: bool, stopped_by: str, checked: bool) -> WatchSummary:
+    """The summary, the closing outputs (annotated video, timeline) and summary.json (strict JSON)."""
+    try:
+        outputs = _finish_outputs(loop, out_dir, sinks.video, sinks.recorder, headless, src)
+    except OSError:
+        if sinks.video is not None:
+            sinks.video.abort()
+        raise
+    summary = WatchSummary(src.name, loop.scorer.config.name, loop.scorer.backend, loop.realtime,
+                           headless, loop.stats(), list(detector.events), _calibration(detector), outputs,
+                           stopped_by != "end", stopped_by)
+    if checked:
+        summary.warnings = _source_warnings(summary.stats, loop, src)
+    if out_dir is not None:
+        summary.outputs["summary"] = str(out_dir / "summary.json")
+        with atomic_file(out_dir / "summary.json") as tmp:
+            tmp.write_text(strict_json(summary.to_json()))
+    return summary
+
+
+@contextlib.contextmanager
+def _second_interrupt_ignored() -> Iterator[None]:
+    """While the outputs are finished, Ctrl-C is ignored (in the main thread; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _source_warnings(stats: StreamStats, loop: StreamLoop, src: Source) -> list[str]:
+    """Warn (and return the messages) when the source could not be judged: it ended before one window (an
+    image folder whose resolution changes), inside the detector's calibration, or before its announced end."""
+    det, name, messages = loop.detector, str(src.name), []
+    changes = getattr(getattr(src, "inner", src), "size_changes", [])
+    if stats.windows_scored == 0 and changes:
+        first = changes[0]
+        messages.append(
+            f"{name}: the image size changes {len(changes)} time(s) (first at {first}), and a window of the model "
+            f"needs {loop.frames_per_window} consecutive frames of one size: nothing was scored. Give the images "
+            "one size")
+    elif stats.windows_scored == 0:
         window = f"{loop.frames_per_window} frames at {loop.fps:g} fps, {loop.frames_per_window / loop.fps:.2f} s"
-        warnings.warn(
+        messages.append(
             f"{name}: the source ended after {stats.frames_captured} frame(s) ({stats.source_s:.2f} s), before one "
-            f"window of the model ({window}): nothing was scored. Use a longer video", RuntimeWarning, stacklevel=3)
+            f"window of the model ({window}): nothing was scored. Use a longer video")
     elif det.state == CALIBRATING:
-        warnings.warn(
+        messages.append(
             f"{name}: the source ended after {stats.source_s:.1f} s, inside the detector's {det.warmup_s:g} s "
             "calibration: surprise was scored but no event could be detected. Use a longer video or a shorter "
-            "--warmup", RuntimeWarning, stacklevel=3)
+            "--warmup")
+    early = getattr(src, "ended_early", lambda: None)()
+    if early:
+        messages.append(early)
+    for message in messages:
+        warnings.warn(message, RuntimeWarning, stacklevel=5)
+    return messages
 
 
 def source_for(source: str | int | os.PathLike | np.ndarray | Source, runner, *, headless: bool,
                realtime: bool | None = None, fps: float | None = None) -> Source:
     """Open `source` with watch's defaults: files and folders are scored every window when headless and
-    paced in real time with a display (unless `realtime` says otherwise); folders default to the model's fps
-    (`runner`: anything with the model's `fps`, a Runner or a scorer)."""
+    paced in real time with a display (unless `realtime` says otherwise); folders default to the model's fps."""
     if isinstance(source, Source):
         return source if source.is_open else source.open()
     if realtime is None and not headless:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,10 @@ def train(model: VJEPA2, source: Any, out: str | os.PathLike, cfg: PretrainConfi
     runs once the checkpoint (if any) is loaded; Ctrl-C / SIGTERM save a checkpoint and raise KeyboardInterrupt.
     A frame-causal model trains with the frame-causal objective (`world`: its options).
     """
+    from edge_jepa.outputs import check_writable
+
     out = Path(out)
+    check_writable(out, folder=True)  # before the training, not after
     if model.config.kind == "frame_causal":
         from edge_jepa.train.world import FrameCausalTrainer
 
@@ -81,8 +85,9 @@ def train(model: VJEPA2, source: Any, out: str | os.PathLike, cfg: PretrainConfi
         trainer = Trainer(model, source, out, cfg, base_card=base_card)
     if (out / CHECKPOINT).exists() and not resume:
         raise FileExistsError(f"{out / CHECKPOINT} exists: pass --resume to continue it, or choose another --out")
-    if resume:
-        trainer.load_checkpoint()
+    if resume and not trainer.load_checkpoint():
+        warnings.warn(f"--resume: there is no checkpoint at {out / CHECKPOINT}; starting a new run from step 0",
+                      RuntimeWarning, stacklevel=2)
     if on_start:
         on_start(trainer)
     result = trainer.run(on_step)
@@ -126,9 +131,11 @@ def fit(source: str | os.PathLike, out: str | os.PathLike, model: str | VJEPA2 =
     `synthetic_share` of synthetic clips to keep the physics prior; writes the model to `out` (its training
     state to OUT.run/, resumable); the returned run's model_dir is `out`."""
     from edge_jepa.checkpoints import load
+    from edge_jepa.outputs import check_replaceable
     from edge_jepa.train.data import MixedSource, SyntheticSource, VideoSource
 
     out = Path(out)
+    check_replaceable(out, what="model directory")  # before minutes of training, not after
     net, origin = prepare_model(model, seed=seed)
     videos = VideoSource(Path(source), net.config.clip, seed)
     src = MixedSource(SyntheticSource(net.config.clip, seed), videos, synthetic_share) if synthetic_share > 0 \

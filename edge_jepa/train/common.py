@@ -29,12 +29,28 @@ __all__ = ["CHECKPOINT", "LOSS_LOG", "cosine_lr", "progress_state", "read_checkp
            "save_checkpoint", "stop_signals", "truncate_log"]
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The state saved at `path` (tensors and plain values only: weights_only=True), or None if absent."""
+class CheckpointReadError(ValueError):
+    """A training checkpoint that cannot be continued (truncated, corrupt, from another program)."""
+
+
+def read_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """The state saved at `path` (tensors and plain values only: weights_only=True), or None if absent;
+    CheckpointReadError (naming the file and what to do) if it is unreadable or lacks a `required` entry."""
     path = Path(path)
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    advice = "delete it to start over (or restore a copy), or choose another --out"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises anything on a damaged file
+        first = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointReadError(f"{path}: cannot read this training checkpoint (truncated or corrupt: "
+                                  f"{first}); {advice}") from None
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointReadError(f"{path}: not a checkpoint of this trainer (missing {', '.join(missing)}); "
+                                  f"{advice}")
+    return state
 
 
 def progress_state(step: int, losses: list[float], seconds: float) -> dict[str, Any]:

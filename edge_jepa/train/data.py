@@ -97,6 +97,10 @@ class MixedSource:
 
 def make_source(data: str, clip: ClipConfig, seed: int = 0) -> SyntheticSource | VideoSource | MixedSource:
     """'synthetic', a video file or folder, or 'synthetic+PATH'."""
+    path = data.split("+", 1)[1] if data.startswith("synthetic+") else data
+    if not path.strip():  # Path("") is the current directory: never what was meant
+        raise ValueError(f"data {data!r}: an empty path; give 'synthetic', a video file or folder, or "
+                         "'synthetic+PATH'")
     if data == "synthetic":
         return SyntheticSource(clip, seed)
     if data.startswith("synthetic+"):

@@ -123,7 +123,8 @@ class Trainer:
 
     def load_checkpoint(self) -> bool:
         path = self.out / CHECKPOINT
-        state = read_checkpoint(path)
+        state = read_checkpoint(path, ("config", "model", "target_encoder", "optimizer", "step", "losses",
+                                       "seconds", "torch_rng"))
         if state is None:
             return False
         saved = ModelConfig.from_dict(json.loads(state["config"]))
