@@ -7,7 +7,8 @@ Layouts:
 - Hugging Face directory (`config.json` + `*.safetensors`, as `VJEPA2Model.save_pretrained` writes it):
   separate query/key/value, `predictor.embeddings.mask_tokens [M, 1, 1, Dp]`.
 - edge-jepa directory (`edge_jepa.json` + `model.safetensors`, written by `VJEPA2.save`).
-- `"default"`: the model shipped inside the package.
+- `"default"`: the window model shipped inside the package; `"world"`: the frame-causal world model shipped
+  beside it (`edge_jepa.models.world`).
 
 Only `torch.load(weights_only=True)` and safetensors are used: no pickled code is ever executed.
 """
@@ -31,6 +32,13 @@ from edge_jepa.models.encoder import conv3d_to_conv2d_weight
 from edge_jepa.models.vjepa2 import CONFIG_FILE, VJEPA2, WEIGHTS_FILE, build
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
+WORLD_MODEL_DIR = Path(__file__).parent / "assets" / "world"
+EMBEDDED = {"default": DEFAULT_MODEL_DIR, "world": WORLD_MODEL_DIR}  # names of the models inside the package
+
+
+def model_path(source: str | os.PathLike) -> Path:
+    """The directory of an embedded model's name ("default", "world"), else `source` as a path."""
+    return EMBEDDED.get(str(source)) or Path(source).expanduser()
 
 
 class CheckpointError(ValueError):
@@ -43,12 +51,12 @@ def load(source: str | os.PathLike, *, config: ModelConfig | str | None = None) 
     The size is inferred from the weights/config. `config` overrides the inference (a registered name or
     a ModelConfig), for checkpoints of non-registered sizes whose head count the weights cannot tell.
     """
-    path = DEFAULT_MODEL_DIR if str(source) == "default" else Path(source).expanduser()
+    path = model_path(source)
     if not path.exists():
-        if str(source) == "default":
+        if str(source) in EMBEDDED:
             raise CheckpointError(
-                f"the embedded default model is missing from this install ({path}); reinstall edge-jepa "
-                "or rebuild it with `edge-jepa pretrain` (see README)"
+                f"the embedded {source!r} model is missing from this install ({path}); reinstall edge-jepa "
+                f"or rebuild it with `python -m edge_jepa.train.default_model --which {source}`"
             )
         hint = f" ({source!r} is a config name: use edge_jepa.create({source!r}) for a fresh model)" \
             if str(source) in CONFIGS else ""

@@ -22,7 +22,6 @@ import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -140,18 +139,20 @@ class FrameCausalScorer:
     """Stream surprise of a frame-causal model: each new frame is encoded once, and frame f's surprise is the
     error of the prediction the model made for it from the frames before it.
 
-    cache="kv" (default): the predictor keeps the keys/values of the last `frames_per_window - 1` frames and
-    runs on the new frame's tokens only (one update = one frame through the encoder and the predictor); its
-    prediction of the next frame waits for it. cache="rerun": the predictor re-runs over the cached tokens of
-    the previous `frames_per_window - 1` frames (each prediction sees exactly one window, as in training on
-    window-long clips). `fps` is the rate the frames arrive at (default: the model's); the model places frames
-    at their true times, so 10, 15 or 30 fps sources are scored as they come, never padded with repeats.
+    cache="rerun" (default): the predictor re-runs over the cached tokens of the previous
+    `frames_per_window - 1` frames (each prediction sees exactly one window, as in training on window-long clips;
+    chosen on validation pairs, where it scores a little above "kv": benchmarks/results/world_pico_validation.json).
+    cache="kv": the predictor keeps the keys/values of the last `frames_per_window - 1` frames and runs on the
+    new frame's tokens only (one update = one frame through the encoder and the predictor, ~1/4 of the FLOPs;
+    the step a device runs); its prediction of the next frame waits for it.
+    `fps` is the rate the frames arrive at (default: the model's); the model places frames at their true times,
+    so 10, 15 or 30 fps sources are scored as they come, never padded with repeats.
     """
 
     CACHES = ("kv", "rerun")
 
     def __init__(self, model, *, stride: int = 1, scoring: str | None = None, fps: float | None = None,
-                 cache: str = "kv"):
+                 cache: str = "rerun"):
         from edge_jepa.models.world import DEFAULT_SCORING, SCORINGS, TIME_UNIT
 
         if stride < 1:
@@ -295,10 +296,10 @@ def _frame_causal(model):
     if isinstance(model, str | os.PathLike):
         import json
 
-        from edge_jepa.checkpoints import DEFAULT_MODEL_DIR, load
+        from edge_jepa.checkpoints import load, model_path
         from edge_jepa.models.persist import CONFIG_FILE
 
-        meta = (DEFAULT_MODEL_DIR if str(model) == "default" else Path(model).expanduser()) / CONFIG_FILE
+        meta = model_path(model) / CONFIG_FILE
         try:  # only edge-jepa directories hold frame-causal models; the others load as window models
             kind = json.loads(meta.read_text())["config"].get("kind", "window") if meta.is_file() else "window"
         except (OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -325,3 +325,24 @@ def test_watch_scores_a_video_file_with_a_frame_causal_model_at_the_file_s_rate(
     assert summary.model == "test-world-tiny" and summary.backend == "eager/fp32"
     assert summary.stats.windows_scored == len(frames) - 3
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["model"] == "test-world-tiny"
+
+
+def test_a_residual_predictor_starts_as_the_copy_and_streams_like_the_plain_one():
+    cfg = WORLD_TINY.replace(predictor={"residual": True})
+    model = edge_jepa.create(cfg, seed=0).eval()
+    torch.nn.init.zeros_(model.predictor.proj.weight)
+    torch.nn.init.zeros_(model.predictor.proj.bias)
+    with torch.no_grad():
+        z, pred, _ = model(torch.randn(1, 3, 6, 32, 32))
+    torch.testing.assert_close(pred, torch.nn.functional.layer_norm(z, z.shape[-1:]))  # "copy the last frame"
+    model = edge_jepa.create(cfg, seed=0).eval()
+    frames = _clip(frames=10)
+    kv = FrameCausalScorer(model, cache="kv")
+    x = torch.from_numpy(np.stack([frame_to_input(f, 32, "resize") for f in frames], axis=1))[None]
+    with torch.no_grad():
+        full, _ = model.predict(model.encode_frames(x), 30.0)
+    for f, frame in enumerate(frames):
+        kv.push(frame)
+        torch.testing.assert_close(kv.next[0], full[0, f], atol=2e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="residual predictor"):
+        cfg.replace(kind="window", encoder={"tubelet_size": 1})

@@ -43,6 +43,9 @@ class PredictorConfig:
     num_mask_tokens: int = 10
     qkv_bias: bool = True
     norm_eps: float = 1e-6
+    # frame-causal models: predict the change from the current frame's (LayerNorm-ed) tokens, so that an
+    # untrained predictor starts at "copy the last frame" and learns only what moves
+    residual: bool = False
 
     @property
     def head_dim(self) -> int:
@@ -113,6 +116,8 @@ def validate(cfg: ModelConfig) -> None:
     e, p, c = cfg.encoder, cfg.predictor, cfg.clip
     if cfg.kind not in MODEL_KINDS:
         raise ValueError(f"{cfg.name}: kind must be one of {MODEL_KINDS}, got {cfg.kind!r}")
+    if p.residual and cfg.kind != "frame_causal":
+        raise ValueError(f"{cfg.name}: a residual predictor is for frame-causal models")
     if cfg.kind == "frame_causal" and e.tubelet_size != 1:
         raise ValueError(f"{cfg.name}: a frame-causal model encodes frames alone (tubelet_size 1), "
                          f"got {e.tubelet_size}")
@@ -185,6 +190,13 @@ CONFIGS: dict[str, ModelConfig] = {
     "world_pico": ModelConfig(
         name="world_pico", encoder=EncoderConfig(width=128, depth=4, heads=4, tubelet_size=1),
         predictor=PredictorConfig(width=128, depth=4, heads=4, num_mask_tokens=1),
+        clip=ClipConfig(frames=8, size=64, fps=30.0, context_frames=7, preprocess="resize"),
+        kind="frame_causal",
+    ),
+    # The same with a residual predictor (next frame = this frame's LayerNorm-ed tokens + the predicted change).
+    "world_pico_res": ModelConfig(
+        name="world_pico_res", encoder=EncoderConfig(width=128, depth=4, heads=4, tubelet_size=1),
+        predictor=PredictorConfig(width=128, depth=4, heads=4, num_mask_tokens=1, residual=True),
         clip=ClipConfig(frames=8, size=64, fps=30.0, context_frames=7, preprocess="resize"),
         kind="frame_causal",
     ),

@@ -7,6 +7,7 @@
            depth x Block(relative RoPE at (time in 1/30 s, row, column), sliding block-causal mask:
                          frame t sees frames t - window + 1 .. t)
            LayerNorm -> Linear Dp -> D:  prediction of frame t+1's tokens   [B, T, N, D]
+                                         (residual predictors: + LayerNorm(z[t]), the change from frame t)
                      -> Linear Dp -> 1:  log-scale of its Laplace error       [B, T, N]   (detached trunk)
 
 This is V-JEPA 2-AC's predictor layout without actions: one model predicts T-1 targets per clip (every
@@ -23,6 +24,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edge_jepa.models.config import ModelConfig, get_config
@@ -33,7 +35,7 @@ from edge_jepa.models.rope import rope_tables
 
 TIME_UNIT = 1.0 / 30.0  # predictor time positions count 1/30 s: frame i of a clip at `fps` sits at i * 30 / fps
 SCORINGS = ("mean", "max", "nll", "zmax")  # how token errors become one surprise score (see token_surprise)
-DEFAULT_SCORING = "max"  # chosen on validation pairs: docs/world-model.md
+DEFAULT_SCORING = "max"  # the best AUROC at 30, 15 and 10 fps on validation pairs (results/world_pico_validation.json)
 
 
 def frame_times(num_frames: int, fps: float, device: torch.device | None = None) -> Tensor:
@@ -83,11 +85,14 @@ class CausalPredictor(nn.Module):
         mask = block_causal_mask(T, N, z.device, self.window)
         for blk in self.blocks:
             x = blk(x, cos, sin, mask)
-        return self._heads(x.reshape(B, T, N, -1))
+        return self._heads(x.reshape(B, T, N, -1), z)
 
-    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _heads(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         h = self.norm(x)
-        return self.proj(h), self.log_scale(h.detach()).squeeze(-1)
+        pred = self.proj(h)
+        if self.cfg.residual:  # the change from this frame's LayerNorm-ed tokens (an untrained one copies)
+            pred = pred + F.layer_norm(z, z.shape[-1:])
+        return pred, self.log_scale(h.detach()).squeeze(-1)
 
     def step(self, z: Tensor, step: float, grid_hw: tuple[int, int],
              cache: KVCache | None = None) -> tuple[Tensor, Tensor, KVCache]:
@@ -111,7 +116,7 @@ class CausalPredictor(nn.Module):
             x, k, v = blk.forward_cached(x, cos, sin, pk, pv)
             k, v = (k, v) if pk is None else (torch.cat([pk, k], 2), torch.cat([pv, v], 2))
             new_cache.append((k[:, :, -keep:], v[:, :, -keep:]) if keep else (k[:, :, :0], v[:, :, :0]))
-        pred, log_b = self._heads(x)
+        pred, log_b = self._heads(x, z)
         return pred, log_b, new_cache
 
 

@@ -91,7 +91,11 @@ class Runner(ABC):
             return open_bundle(source, **kwargs)
         from edge_jepa.checkpoints import load
 
-        return EagerRunner(load(source), **kwargs)
+        model = load(source)
+        if model.config.kind != "window":
+            raise ValueError(f"{source}: a {model.config.kind} model ({model.config.name}); Runner runs window "
+                             "models: score it with edge_jepa.SurpriseScorer / surprise_scores, or watch --model")
+        return EagerRunner(model, **kwargs)
 
     def check_clip(self, clip: Tensor) -> None:
         expected = (3, self.frames, self.size, self.size)

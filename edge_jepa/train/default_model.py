@@ -1,6 +1,7 @@
-"""Build the embedded default model: train, evaluate on held-out seeds, measure speed, ship with a card.
+"""Build an embedded model: train, evaluate on held-out seeds, measure speed, ship with a card.
 
-    python -m edge_jepa.train.default_model            # ~31 min on one CPU core; writes edge_jepa/assets/default
+    python -m edge_jepa.train.default_model               # ~31 min on one CPU core; writes edge_jepa/assets/default
+    python -m edge_jepa.train.default_model --which world  # ~50 min on one core; writes edge_jepa/assets/world
 
 The same steps by hand:
     edge-jepa pretrain --model vit_pico --data synthetic --fps 30 --steps 3000 --seed 0 --threads 1 --out runs/default
@@ -17,9 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from edge_jepa.checkpoints import DEFAULT_MODEL_DIR, load
+from edge_jepa.checkpoints import DEFAULT_MODEL_DIR, WORLD_MODEL_DIR, load
 from edge_jepa.evaluation import evaluate_surprise
 from edge_jepa.io import atomic_dir
 
@@ -27,23 +29,42 @@ from edge_jepa.io import atomic_dir
 # AUROC 0.565 on the held-out pairs at 10 fps, 0.734 at 30 fps), and a model trained at 30 fps scores better too.
 TRAIN_ARGS = ["pretrain", "--model", "vit_pico", "--data", "synthetic", "--fps", "30", "--steps", "3000",
               "--seed", "0", "--threads", "1"]
+# The frame-causal world model (edge_jepa.models.world): every next frame of 8-frame clips at 10, 15 and 30 fps,
+# change-weighted L1, EMA targets (docs/world-model.md, "The frame-causal world model").
+WORLD_TRAIN_ARGS = ["pretrain", "--model", "world_pico", "--data", "synthetic", "--steps", "2400", "--seed", "0",
+                    "--threads", "1", "--checkpoint-every", "200"]
+RECIPES = {
+    "default": (TRAIN_ARGS, DEFAULT_MODEL_DIR, "edge-jepa default (vit_pico, synthetic physical world)"),
+    "world": (WORLD_TRAIN_ARGS, WORLD_MODEL_DIR,
+              "edge-jepa world (world_pico, frame-causal, synthetic physical world)"),
+}
 EVAL_PAIRS_PER_TYPE = 40
 
 
 def measure_updates_per_second(model_dir: Path, seconds: float = 10.0, threads: int = 2) -> dict:
-    """Eager fp32 surprise updates/s (two encoder passes + predictor on one window), median of timed runs."""
-    from edge_jepa.runtime import Runner
+    """Eager fp32 surprise updates/s, median of timed runs: a window model's step (two encoder passes + predictor
+    on one window), or a frame-causal model's stream update (one frame encoded, the predictor over the cache)."""
     from edge_jepa.timing import time_for
 
     torch.set_num_threads(threads)
-    runner = Runner.open(load(model_dir))
-    clip = torch.randn(1, 3, runner.frames, runner.size, runner.size)
-    timing = time_for(lambda: runner.run(clip), warmup=10, seconds=seconds)
+    model = load(model_dir)
+    if model.config.kind == "frame_causal":
+        from edge_jepa.surprise import FrameCausalScorer
+
+        scorer = FrameCausalScorer(model)
+        frame = np.random.default_rng(0).integers(0, 255, (model.config.clip.size,) * 2 + (3,), dtype=np.uint8)
+        timing = time_for(lambda: scorer.push(frame), warmup=10, seconds=seconds)
+    else:
+        from edge_jepa.runtime import Runner
+
+        runner = Runner.open(model)
+        clip = torch.randn(1, 3, runner.frames, runner.size, runner.size)
+        timing = time_for(lambda: runner.run(clip), warmup=10, seconds=seconds)
     return {"threads": threads, "median_ms": round(timing.p50, 2), "updates_per_s": round(timing.fps, 1),
             "p90_ms": round(timing.p90, 2), "runs": len(timing.samples_ms)}
 
 
-def package(run_dir: Path, dest: Path = DEFAULT_MODEL_DIR) -> Path:
+def package(run_dir: Path, dest: Path = DEFAULT_MODEL_DIR, which: str = "default") -> Path:
     """Evaluate the run's model on held-out seeds, measure speed, and write it with its card to `dest`."""
     model_dir = run_dir / "model"
     model = load(model_dir)
@@ -51,14 +72,16 @@ def package(run_dir: Path, dest: Path = DEFAULT_MODEL_DIR) -> Path:
     (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
     speed = measure_updates_per_second(model_dir)
     card = json.loads((model_dir / "card.json").read_text())
+    args, _, name = RECIPES[which]
+    flops = model.flops().total if model.config.kind == "window" else model.flops_per_update()["kv"]
     card.update({
-        "name": "edge-jepa default (vit_pico, synthetic physical world)",
+        "name": name,
         "what": "a tiny V-JEPA world model trained self-supervised on edge-jepa's synthetic physics scenes; "
-                "it has never seen real video (use `edge-jepa fit` to adapt it to a scene)",
-        "reproduce": ["edge-jepa " + " ".join(TRAIN_ARGS) + " --out runs/default",
-                      "python -m edge_jepa.train.default_model --package runs/default"],
+                "it has never seen real video",
+        "reproduce": ["edge-jepa " + " ".join(args) + f" --out runs/{which}",
+                      f"python -m edge_jepa.train.default_model --which {which} --package runs/{which}"],
         "params": {"encoder": model.num_params("encoder"), "predictor": model.num_params("predictor")},
-        "gflops_per_update": round(model.flops().total / 1e9, 4),
+        "gflops_per_update": round(flops / 1e9, 4),
         "evaluation": {
             "held_out_seeds": report["seeds"],
             "pairs_per_type": EVAL_PAIRS_PER_TYPE,
@@ -78,21 +101,23 @@ def package(run_dir: Path, dest: Path = DEFAULT_MODEL_DIR) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/default"))
+    parser.add_argument("--which", choices=sorted(RECIPES), default="default", help="the embedded model to build")
+    parser.add_argument("--run-dir", type=Path, default=None, help="training run directory (default: runs/WHICH)")
     parser.add_argument("--package", type=Path, metavar="RUN_DIR", help="only evaluate + package a finished run")
-    parser.add_argument("--dest", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--dest", type=Path, default=None, help="where to write it (default: the package's asset)")
     args = parser.parse_args(argv)
+    train_args, asset, _ = RECIPES[args.which]
     run_dir = args.package
     if run_dir is None:
-        run_dir = args.run_dir
-        cmd = [sys.executable, "-m", "edge_jepa.cli.main", *TRAIN_ARGS, "--out", str(run_dir)]
+        run_dir = args.run_dir or Path("runs") / args.which
+        cmd = [sys.executable, "-m", "edge_jepa.cli.main", *train_args, "--out", str(run_dir)]
         if (run_dir / "checkpoint.pt").exists():
             cmd.append("--resume")
         subprocess.run(cmd, check=True)
-    dest = package(run_dir, args.dest)
+    dest = package(run_dir, args.dest or asset, args.which)
     card = json.loads((dest / "card.json").read_text())
     o = card["evaluation"]["overall"]
-    print(f"default model written to {dest}: AUROC {o['auroc']:.3f}, pairwise {o['pairwise']:.3f}, "
+    print(f"{args.which} model written to {dest}: AUROC {o['auroc']:.3f}, pairwise {o['pairwise']:.3f}, "
           f"{card['speed_eager_fp32']['updates_per_s']} updates/s")
 
 
