@@ -28,6 +28,7 @@ import torch
 from typer.testing import CliRunner
 
 import edge_jepa
+from edge_jepa import outputs
 from edge_jepa.cli import app
 from edge_jepa.data import WorldConfig, render_long_video, write_mp4
 from edge_jepa.io import atomic_dir, strict_json
@@ -206,15 +207,21 @@ def test_model_save_refuses_foreign_dirs_at_the_library_level(tmp_path, tiny_mod
 def test_leftovers_of_dead_writers_are_cleaned_and_live_ones_kept(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (tmp_path / f".model.{dead.pid}.abc123.tmp").mkdir()  # a run killed inside atomic_dir
-    (tmp_path / f".model.{dead.pid}.abc123.tmp" / "model.safetensors").write_bytes(b"half")
-    (tmp_path / f".log.json.{dead.pid}.xyz.tmp").write_text("half")  # killed inside atomic_file
-    live = tmp_path / f".other.{os.getpid()}.q.tmp"  # a writer still running: kept
+    host = outputs._HOST
+    (tmp_path / f".model.{dead.pid}-{host}.abc123.tmp").mkdir()  # a run killed inside atomic_dir
+    (tmp_path / f".model.{dead.pid}-{host}.abc123.tmp" / "model.safetensors").write_bytes(b"half")
+    (tmp_path / f".log.json.{dead.pid}-{host}.xyz.tmp").write_text("half")  # killed inside atomic_file
+    live = tmp_path / f".other.{os.getpid()}-{host}.q.tmp"  # a writer still running: kept
     live.write_text("in progress")
-    (tmp_path / f".model2.old-{dead.pid}").mkdir()  # killed between the two renames of atomic_dir
-    (tmp_path / f".model2.old-{dead.pid}" / "edge_jepa.json").write_text("{}")
+    elsewhere = tmp_path / f".shared.{dead.pid}-000000.q.tmp"  # another host's writer (a shared disk): kept...
+    elsewhere.write_text("in progress")
+    stale = tmp_path / f".shared2.{dead.pid}-000000.q.tmp"  # ...unless it is an hour old
+    stale.write_text("old")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    (tmp_path / f".model2.old-{dead.pid}-{host}").mkdir()  # killed between the two renames of atomic_dir
+    (tmp_path / f".model2.old-{dead.pid}-{host}" / "edge_jepa.json").write_text("{}")
     edge_jepa.create(TINY).save(tmp_path / "model")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "model", "model2"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name, "model", "model2"])
     assert (tmp_path / "model2" / "edge_jepa.json").exists()  # restored, not deleted
     assert clean_leftovers(tmp_path) == []
 
@@ -401,7 +408,7 @@ def test_watch_cleans_the_leftovers_of_a_killed_run(tmp_path, model_dir, video):
     (out / "clips").mkdir(parents=True)
     (out / "clips" / ".event_0001.partial.mp4").write_bytes(b"half a clip")
     (out / ".annotated.partial.mp4").write_bytes(b"half a video")
-    (out / ".summary.json.999999999.abc.tmp").write_text("{")  # pid that cannot exist
+    (out / f".summary.json.999999999-{outputs._HOST}.abc.tmp").write_text("{")  # pid that cannot exist
     (out / "notes.txt").write_text("the user's")
     result = _watch(model_dir, video, out)
     assert result.exit_code == 0, result.output
