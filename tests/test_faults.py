@@ -466,6 +466,38 @@ def test_watch_warns_when_a_file_ends_before_its_announced_frames(tmp_path, mode
     assert ok.exit_code == 0 and "announces" not in ok.output
 
 
+def test_watch_warns_when_an_http_server_closes_the_stream_early(tmp_path, model_dir):
+    import http.server
+    import socketserver
+    import threading
+
+    writer = cv2.VideoWriter(str(tmp_path / "cam.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    for f in render_long_video(4, 10.0, WorldConfig(size=64, fps=10.0)).frames:
+        writer.write(np.ascontiguousarray(f[:, :, ::-1]))
+    writer.release()
+    data = (tmp_path / "cam.avi").read_bytes()
+
+    class DiesHalfway(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # announces the whole file, sends half of it, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    with socketserver.TCPServer(("127.0.0.1", 0), DiesHalfway) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/cam.avi"
+        result = _watch(model_dir, url, tmp_path / "out")
+        server.shutdown()
+    assert result.exit_code == 0, result.output
+    assert re.search(r"cam\.avi: ended after \d+ of the 100 frames its header announces .*a server that closed "
+                     r"the connection", result.output)
+
+
 def test_every_logged_event_points_at_a_finished_clip(tmp_path, model_dir, video):
     out = tmp_path / "out"
     result = _watch(model_dir, video, out, "--warmup", "0.5", "--k", "0.5", "--k-low", "0.2")
