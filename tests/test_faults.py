@@ -841,3 +841,24 @@ def test_empty_paths_and_outputs_under_a_file_are_named(in_tmp, args, pattern):
     (in_tmp / "clip.mp4").write_text("not a video")  # what an empty path would otherwise pick up
     assert_error(run(*args), 2, pattern)
     assert sorted(p.name for p in in_tmp.iterdir()) == ["afile", "clip.mp4"]
+
+
+def test_every_numeric_option_has_a_range():
+    """A number option without min/max (or a finiteness callback) lets -1, 0 or nan through to a traceback."""
+    import ast
+
+    unchecked, seen = [], 0
+    for path in sorted((REPO / "edge_jepa" / "cli").glob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            args = fn.args.args[len(fn.args.args) - len(fn.args.defaults):]
+            for arg, default in zip(args, fn.args.defaults, strict=True):
+                annotation = ast.unparse(arg.annotation) if arg.annotation else ""
+                numeric = annotation.split(" |")[0] in ("int", "float")
+                if numeric and isinstance(default, ast.Call) and ast.unparse(default.func) == "typer.Option":
+                    seen += 1
+                    keywords = {k.arg for k in default.keywords}
+                    if not keywords & {"min", "max", "callback"}:
+                        unchecked.append(f"{path.name}:{fn.name}:{arg.arg}")
+    assert seen > 60 and not unchecked, (seen, unchecked)
