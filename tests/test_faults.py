@@ -365,6 +365,9 @@ def test_demo_places_its_violations_inside_a_short_scene(in_tmp, model_dir):
     out = run_demo(str(model_dir), in_tmp / "d", seconds=8.0, render_size=64)
     assert [v["violation"] for v in out.report["violations"]] == [n for _, n in placed]
     assert count_frames(out.video)[0] == 80
+    result = run("demo", "--model", model_dir, "--seconds", "8", "--out", "d8")  # the command the issue tried
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert len(json.loads((in_tmp / "d8" / "summary.json").read_text())["violations"]) == len(placed)
 
 
 # ------------------------------------------------------------------------------------------------ watch
@@ -508,6 +511,22 @@ def test_every_logged_event_points_at_a_finished_clip(tmp_path, model_dir, video
         n, _ = count_frames(out / ev["clip"])
         assert n > 0, ev
     assert not list(out.rglob(".*partial*"))
+
+
+def test_an_event_is_logged_only_when_its_clip_is_complete(tmp_path, model_dir, video):
+    from edge_jepa.stream import EventDetector, watch
+
+    out, seen = tmp_path / "out", []
+
+    def on_event(ev):  # called once the event is logged: its line and its finished clip are on disk now
+        assert ev.clip is not None and count_frames(out / ev.clip)[0] > 0, ev
+        assert ev.id in [e["id"] for e in EventLog.read(out / "events.jsonl")]
+        assert not list((out / "clips").glob(f".{Path(ev.clip).stem}.partial*"))
+        seen.append(ev.id)
+
+    watch(str(video), model=str(model_dir), out=out, detector=EventDetector(warmup_s=0.5, k=0.5, k_low=0.2),
+          on_event=on_event)
+    assert seen
 
 
 def test_surprise_scores_names_what_it_needs():
