@@ -553,8 +553,8 @@ def test_debug_shows_the_traceback_of_an_internal_error(monkeypatch, in_tmp):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
+    monkeypatch.setattr(edge_jepa, "load", broken)  # first: edge_jepa.load resolves lazily to checkpoints.load
     monkeypatch.setattr(edge_jepa.checkpoints, "load", broken)
-    monkeypatch.setattr(edge_jepa, "load", broken)
     line = assert_error(run("convert", "default", "m"), 1, r"internal error: ZeroDivisionError: a bug; rerun with "
                         r"--debug \(or EDGE_JEPA_DEBUG=1\) for the traceback")
     assert line
@@ -881,3 +881,14 @@ def test_every_numeric_option_has_a_range():
                     if not keywords & {"min", "max", "callback"}:
                         unchecked.append(f"{path.name}:{fn.name}:{arg.arg}")
     assert seen > 60 and not unchecked, (seen, unchecked)
+
+
+def test_debug_also_shows_the_traceback_behind_a_handled_error(in_tmp):
+    (in_tmp / "random.pt").write_bytes(b"\x00garbage" * 100)
+    quiet = run("info", "random.pt")
+    assert "Traceback" not in quiet.output and quiet.exit_code == 2, quiet.output
+    for args, env in ((["--debug", "info", "random.pt"], None), (["info", "random.pt"], {"EDGE_JEPA_DEBUG": "1"})):
+        loud = run(*args, env=env)
+        assert loud.exit_code == 2 and "Traceback" in loud.output, loud.output
+        assert loud.output.strip().splitlines()[-1].startswith("error: random.pt: not a readable PyTorch checkpoint")
+    assert "Traceback" not in run("--debug", "info", "default", "--frames", "0").output  # a usage error: none
