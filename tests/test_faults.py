@@ -892,3 +892,18 @@ def test_debug_also_shows_the_traceback_behind_a_handled_error(in_tmp):
         assert loud.exit_code == 2 and "Traceback" in loud.output, loud.output
         assert loud.output.strip().splitlines()[-1].startswith("error: random.pt: not a readable PyTorch checkpoint")
     assert "Traceback" not in run("--debug", "info", "default", "--frames", "0").output  # a usage error: none
+
+
+def test_distill_resume_on_a_damaged_checkpoint_names_it_and_keeps_it(tmp_path, model_dir):
+    from edge_jepa.models.config import EncoderConfig, ModelConfig, PredictorConfig
+
+    student = ModelConfig(name="fault-student", encoder=EncoderConfig(width=16, depth=1, heads=2),
+                          predictor=PredictorConfig(width=16, depth=1, heads=2, num_mask_tokens=2), clip=TINY.clip)
+    (tmp_path / "student.json").write_text(json.dumps(student.to_dict()))
+    (tmp_path / "run").mkdir()
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    ckpt.write_bytes(b"PK\x03\x04" + b"\x00" * 200)  # the start of a zip, then nothing
+    assert_error(run("distill", "--teacher", model_dir, "--student", tmp_path / "student.json", "--out",
+                     tmp_path / "run", "--steps", "2", "--resume"), 2,
+                 r"run/checkpoint\.pt: cannot read this training checkpoint \(truncated or corrupt.*delete it")
+    assert ckpt.read_bytes() == b"PK\x03\x04" + b"\x00" * 200
