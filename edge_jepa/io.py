@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from edge_jepa.outputs import check_replaceable, clean_leftovers, is_disk_full, tmp_prefix
+from edge_jepa.outputs import check_replaceable, clean_leftovers, is_disk_full, old_name, tmp_prefix
 
 
 @contextlib.contextmanager
@@ -63,7 +63,7 @@ def atomic_dir(path: str | os.PathLike, *, what: str = "output directory", force
         raise
     old = None
     if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        old = path.with_name(old_name(path.name))
         os.replace(path, old)
     os.replace(tmp, path)
     if old is not None:

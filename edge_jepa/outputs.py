@@ -5,8 +5,9 @@
   overrides, except for the current directory or one holding it).
 - `OutputLock(directory, command)`: an advisory lock (flock) on `directory/.edge-jepa.lock`; a second writer
   gets an OutputError naming the first one's pid. The kernel releases it when the holder dies (kill -9 too).
-- `tmp_prefix(name)` / `clean_leftovers(directory)`: temporary files carry the writer's pid
-  (`.NAME.PID.xxxx.tmp`), so a later run can remove those whose writer is gone and keep those of a live one.
+- `tmp_prefix(name)` / `clean_leftovers(directory)`: temporary files carry the writer's pid and host
+  (`.NAME.PID-HOST.xxxx.tmp`), so a later run can remove those whose writer is gone and keep those of a live
+  one; another host's (a shared disk, another container) are removed only once they are an hour old.
 """
 
 from __future__ import annotations
@@ -14,16 +15,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import shutil
+import socket
 import time
 from pathlib import Path
 
 OWN_MARKERS = ("manifest.json", "edge_jepa.json")  # an export bundle, an edge-jepa model directory
 LOCK_FILE = ".edge-jepa.lock"
-_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")  # .NAME.PID.random.tmp (atomic_file/atomic_dir)
-_OLD = re.compile(r"^\.(?P<name>.+)\.old-(?P<pid>\d+)$")  # .NAME.old-PID (atomic_dir, between its two renames)
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]  # pids are per host (and per container)
+# .NAME.PID-HOST.random.tmp (atomic_file/atomic_dir); .NAME.old-PID-HOST (atomic_dir, between its two renames)
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{6})\.[^.]+\.tmp$")
+_OLD = re.compile(r"^\.(?P<name>.+)\.old-(?P<pid>\d+)-(?P<host>[0-9a-f]{6})$")
 _PARTIAL = re.compile(r"^\.(?P<stem>.+)\.partial(?P<suffix>\.\w+)?$")  # .STEM.partial.mp4 (VideoWriter)
 _STALE_S = 3600.0  # leftovers without a pid are removed once this old
 
@@ -84,7 +89,21 @@ def check_replaceable(path: str | os.PathLike, *, what: str = "output directory"
 
 def tmp_prefix(name: str) -> str:
     """Prefix of a temporary file or directory beside `name` that `clean_leftovers` can attribute."""
-    return f".{name}.{os.getpid()}."
+    return f".{name}.{os.getpid()}-{_HOST}."
+
+
+def old_name(name: str) -> str:
+    """Where atomic_dir parks the directory it replaces, between its two renames."""
+    return f".{name}.old-{os.getpid()}-{_HOST}"
+
+
+def _gone(match: re.Match, entry: Path, now: float) -> bool:
+    """The writer of a temporary is gone: its pid is dead on this host, or (another host) it is stale."""
+    if match["host"] == _HOST:
+        return not _alive(int(match["pid"]))
+    with contextlib.suppress(OSError):
+        return now - entry.lstat().st_mtime > _STALE_S
+    return False
 
 
 def _alive(pid: int) -> bool:
@@ -107,8 +126,8 @@ def _remove(path: Path) -> None:
 
 
 def clean_leftovers(directory: str | os.PathLike, *, partials: bool = False) -> list[Path]:
-    """Remove the temporaries of dead writers in `directory`: `.NAME.PID.x.tmp` (whose pid is gone) and
-    `.NAME.old-PID` (restored to NAME if NAME is missing: the run died between its two renames).
+    """Remove the temporaries of dead writers in `directory`: `.NAME.PID-HOST.x.tmp` (whose writer is gone) and
+    `.NAME.old-PID-HOST` (restored to NAME if NAME is missing: the run died between its two renames).
     `partials=True` also removes `.STEM.partial.EXT` video files: only when the caller holds the directory's
     OutputLock (their writer does not carry a pid). Returns what was removed."""
     directory = Path(directory)
@@ -121,7 +140,7 @@ def clean_leftovers(directory: str | os.PathLike, *, partials: bool = False) -> 
         if not name.startswith("."):
             continue
         if m := _TMP.match(name):
-            if not _alive(int(m["pid"])):
+            if _gone(m, entry, now):
                 _remove(entry)
                 removed.append(entry)
         elif name.endswith(".tmp"):  # an older writer without a pid in the name
@@ -130,7 +149,7 @@ def clean_leftovers(directory: str | os.PathLike, *, partials: bool = False) -> 
                     _remove(entry)
                     removed.append(entry)
         elif m := _OLD.match(name):
-            if not _alive(int(m["pid"])):
+            if _gone(m, entry, now):
                 target = directory / m["name"]
                 if not target.exists():
                     os.replace(entry, target)

@@ -28,6 +28,7 @@ import torch
 from typer.testing import CliRunner
 
 import edge_jepa
+from edge_jepa import outputs
 from edge_jepa.cli import app
 from edge_jepa.data import WorldConfig, render_long_video, write_mp4
 from edge_jepa.io import atomic_dir, strict_json
@@ -206,15 +207,21 @@ def test_model_save_refuses_foreign_dirs_at_the_library_level(tmp_path, tiny_mod
 def test_leftovers_of_dead_writers_are_cleaned_and_live_ones_kept(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (tmp_path / f".model.{dead.pid}.abc123.tmp").mkdir()  # a run killed inside atomic_dir
-    (tmp_path / f".model.{dead.pid}.abc123.tmp" / "model.safetensors").write_bytes(b"half")
-    (tmp_path / f".log.json.{dead.pid}.xyz.tmp").write_text("half")  # killed inside atomic_file
-    live = tmp_path / f".other.{os.getpid()}.q.tmp"  # a writer still running: kept
+    host = outputs._HOST
+    (tmp_path / f".model.{dead.pid}-{host}.abc123.tmp").mkdir()  # a run killed inside atomic_dir
+    (tmp_path / f".model.{dead.pid}-{host}.abc123.tmp" / "model.safetensors").write_bytes(b"half")
+    (tmp_path / f".log.json.{dead.pid}-{host}.xyz.tmp").write_text("half")  # killed inside atomic_file
+    live = tmp_path / f".other.{os.getpid()}-{host}.q.tmp"  # a writer still running: kept
     live.write_text("in progress")
-    (tmp_path / f".model2.old-{dead.pid}").mkdir()  # killed between the two renames of atomic_dir
-    (tmp_path / f".model2.old-{dead.pid}" / "edge_jepa.json").write_text("{}")
+    elsewhere = tmp_path / f".shared.{dead.pid}-000000.q.tmp"  # another host's writer (a shared disk): kept...
+    elsewhere.write_text("in progress")
+    stale = tmp_path / f".shared2.{dead.pid}-000000.q.tmp"  # ...unless it is an hour old
+    stale.write_text("old")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    (tmp_path / f".model2.old-{dead.pid}-{host}").mkdir()  # killed between the two renames of atomic_dir
+    (tmp_path / f".model2.old-{dead.pid}-{host}" / "edge_jepa.json").write_text("{}")
     edge_jepa.create(TINY).save(tmp_path / "model")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "model", "model2"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name, "model", "model2"])
     assert (tmp_path / "model2" / "edge_jepa.json").exists()  # restored, not deleted
     assert clean_leftovers(tmp_path) == []
 
@@ -358,6 +365,9 @@ def test_demo_places_its_violations_inside_a_short_scene(in_tmp, model_dir):
     out = run_demo(str(model_dir), in_tmp / "d", seconds=8.0, render_size=64)
     assert [v["violation"] for v in out.report["violations"]] == [n for _, n in placed]
     assert count_frames(out.video)[0] == 80
+    result = run("demo", "--model", model_dir, "--seconds", "8", "--out", "d8")  # the command the issue tried
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert len(json.loads((in_tmp / "d8" / "summary.json").read_text())["violations"]) == len(placed)
 
 
 # ------------------------------------------------------------------------------------------------ watch
@@ -401,7 +411,7 @@ def test_watch_cleans_the_leftovers_of_a_killed_run(tmp_path, model_dir, video):
     (out / "clips").mkdir(parents=True)
     (out / "clips" / ".event_0001.partial.mp4").write_bytes(b"half a clip")
     (out / ".annotated.partial.mp4").write_bytes(b"half a video")
-    (out / ".summary.json.999999999.abc.tmp").write_text("{")  # pid that cannot exist
+    (out / f".summary.json.999999999-{outputs._HOST}.abc.tmp").write_text("{")  # pid that cannot exist
     (out / "notes.txt").write_text("the user's")
     result = _watch(model_dir, video, out)
     assert result.exit_code == 0, result.output
@@ -459,6 +469,38 @@ def test_watch_warns_when_a_file_ends_before_its_announced_frames(tmp_path, mode
     assert ok.exit_code == 0 and "announces" not in ok.output
 
 
+def test_watch_warns_when_an_http_server_closes_the_stream_early(tmp_path, model_dir):
+    import http.server
+    import socketserver
+    import threading
+
+    writer = cv2.VideoWriter(str(tmp_path / "cam.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    for f in render_long_video(4, 10.0, WorldConfig(size=64, fps=10.0)).frames:
+        writer.write(np.ascontiguousarray(f[:, :, ::-1]))
+    writer.release()
+    data = (tmp_path / "cam.avi").read_bytes()
+
+    class DiesHalfway(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # announces the whole file, sends half of it, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    with socketserver.TCPServer(("127.0.0.1", 0), DiesHalfway) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/cam.avi"
+        result = _watch(model_dir, url, tmp_path / "out")
+        server.shutdown()
+    assert result.exit_code == 0, result.output
+    assert re.search(r"cam\.avi: ended after \d+ of the 100 frames its header announces .*a server that closed "
+                     r"the connection", result.output)
+
+
 def test_every_logged_event_points_at_a_finished_clip(tmp_path, model_dir, video):
     out = tmp_path / "out"
     result = _watch(model_dir, video, out, "--warmup", "0.5", "--k", "0.5", "--k-low", "0.2")
@@ -469,6 +511,22 @@ def test_every_logged_event_points_at_a_finished_clip(tmp_path, model_dir, video
         n, _ = count_frames(out / ev["clip"])
         assert n > 0, ev
     assert not list(out.rglob(".*partial*"))
+
+
+def test_an_event_is_logged_only_when_its_clip_is_complete(tmp_path, model_dir, video):
+    from edge_jepa.stream import EventDetector, watch
+
+    out, seen = tmp_path / "out", []
+
+    def on_event(ev):  # called once the event is logged: its line and its finished clip are on disk now
+        assert ev.clip is not None and count_frames(out / ev.clip)[0] > 0, ev
+        assert ev.id in [e["id"] for e in EventLog.read(out / "events.jsonl")]
+        assert not list((out / "clips").glob(f".{Path(ev.clip).stem}.partial*"))
+        seen.append(ev.id)
+
+    watch(str(video), model=str(model_dir), out=out, detector=EventDetector(warmup_s=0.5, k=0.5, k_low=0.2),
+          on_event=on_event)
+    assert seen
 
 
 def test_surprise_scores_names_what_it_needs():
@@ -495,8 +553,8 @@ def test_debug_shows_the_traceback_of_an_internal_error(monkeypatch, in_tmp):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
+    monkeypatch.setattr(edge_jepa, "load", broken)  # first: edge_jepa.load resolves lazily to checkpoints.load
     monkeypatch.setattr(edge_jepa.checkpoints, "load", broken)
-    monkeypatch.setattr(edge_jepa, "load", broken)
     line = assert_error(run("convert", "default", "m"), 1, r"internal error: ZeroDivisionError: a bug; rerun with "
                         r"--debug \(or EDGE_JEPA_DEBUG=1\) for the traceback")
     assert line
@@ -802,3 +860,50 @@ def test_empty_paths_and_outputs_under_a_file_are_named(in_tmp, args, pattern):
     (in_tmp / "clip.mp4").write_text("not a video")  # what an empty path would otherwise pick up
     assert_error(run(*args), 2, pattern)
     assert sorted(p.name for p in in_tmp.iterdir()) == ["afile", "clip.mp4"]
+
+
+def test_every_numeric_option_has_a_range():
+    """A number option without min/max (or a finiteness callback) lets -1, 0 or nan through to a traceback."""
+    import ast
+
+    unchecked, seen = [], 0
+    for path in sorted((REPO / "edge_jepa" / "cli").glob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            args = fn.args.args[len(fn.args.args) - len(fn.args.defaults):]
+            for arg, default in zip(args, fn.args.defaults, strict=True):
+                annotation = ast.unparse(arg.annotation) if arg.annotation else ""
+                numeric = annotation.split(" |")[0] in ("int", "float")
+                if numeric and isinstance(default, ast.Call) and ast.unparse(default.func) == "typer.Option":
+                    seen += 1
+                    keywords = {k.arg for k in default.keywords}
+                    if not keywords & {"min", "max", "callback"}:
+                        unchecked.append(f"{path.name}:{fn.name}:{arg.arg}")
+    assert seen > 60 and not unchecked, (seen, unchecked)
+
+
+def test_debug_also_shows_the_traceback_behind_a_handled_error(in_tmp):
+    (in_tmp / "random.pt").write_bytes(b"\x00garbage" * 100)
+    quiet = run("info", "random.pt")
+    assert "Traceback" not in quiet.output and quiet.exit_code == 2, quiet.output
+    for args, env in ((["--debug", "info", "random.pt"], None), (["info", "random.pt"], {"EDGE_JEPA_DEBUG": "1"})):
+        loud = run(*args, env=env)
+        assert loud.exit_code == 2 and "Traceback" in loud.output, loud.output
+        assert loud.output.strip().splitlines()[-1].startswith("error: random.pt: not a readable PyTorch checkpoint")
+    assert "Traceback" not in run("--debug", "info", "default", "--frames", "0").output  # a usage error: none
+
+
+def test_distill_resume_on_a_damaged_checkpoint_names_it_and_keeps_it(tmp_path, model_dir):
+    from edge_jepa.models.config import EncoderConfig, ModelConfig, PredictorConfig
+
+    student = ModelConfig(name="fault-student", encoder=EncoderConfig(width=16, depth=1, heads=2),
+                          predictor=PredictorConfig(width=16, depth=1, heads=2, num_mask_tokens=2), clip=TINY.clip)
+    (tmp_path / "student.json").write_text(json.dumps(student.to_dict()))
+    (tmp_path / "run").mkdir()
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    ckpt.write_bytes(b"PK\x03\x04" + b"\x00" * 200)  # the start of a zip, then nothing
+    assert_error(run("distill", "--teacher", model_dir, "--student", tmp_path / "student.json", "--out",
+                     tmp_path / "run", "--steps", "2", "--resume"), 2,
+                 r"run/checkpoint\.pt: cannot read this training checkpoint \(truncated or corrupt.*delete it")
+    assert ckpt.read_bytes() == b"PK\x03\x04" + b"\x00" * 200

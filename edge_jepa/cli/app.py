@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edge_jepa.cli.errors import DEBUG_ENV, ErrorBoundaryGroup, report
+from edge_jepa.cli.errors import DEBUG_ENV, DEBUG_META, ErrorBoundaryGroup, debug_requested, report
 
 app = typer.Typer(
     cls=ErrorBoundaryGroup,
@@ -35,8 +35,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 @app.callback()
 def _cli_warnings(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help=f"show the traceback of an error (also: {DEBUG_ENV}=1)"),
 ) -> None:
+    ctx.meta[DEBUG_META] = debug = debug or debug_requested(())
     # in the command line, a library warning (a slow source, a video too short to judge) is one plain line
     warnings.showwarning = _show_warning
     if not debug:  # FFmpeg's own log lines ("moov atom not found") precede our one error line otherwise

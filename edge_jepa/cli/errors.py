@@ -12,6 +12,7 @@ import errno
 import math
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 import typer
@@ -23,6 +24,7 @@ from typer.core import TyperGroup
 from edge_jepa.outputs import error_chain as _chain
 
 DEBUG_ENV = "EDGE_JEPA_DEBUG"
+DEBUG_META = "edge_jepa.debug"  # set in the root context's meta by the --debug option
 DEBUG_HINT = f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback"
 
 
@@ -36,6 +38,14 @@ def debug_requested(args: Sequence[str]) -> bool:
         if arg == "--debug":
             return True
     return False
+
+
+def debug_active() -> bool:
+    """Inside a command: was --debug given (or EDGE_JEPA_DEBUG set)?"""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    return debug_requested(()) or bool(ctx is not None and ctx.meta.get(DEBUG_META))
 
 
 def _first_line(text: str, limit: int = 400) -> str:
@@ -122,7 +132,7 @@ class ErrorBoundaryGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:  # typer would turn it into a silent exit 130
-            if debug_requested(sys.argv[1:]) or ctx.meta.get("edge_jepa.debug"):
+            if ctx.meta.get(DEBUG_META) or debug_requested(()):
                 raise
             message, code = describe(KeyboardInterrupt())
             report(message)
@@ -133,7 +143,11 @@ _err = Console(stderr=True)
 
 
 def report(message: str) -> None:
-    """Print `error: message` on stderr as one line (no markup interpretation of the message)."""
+    """Print `error: message` on stderr as one line (no markup interpretation of the message); with --debug,
+    the traceback of the exception being handled comes first."""
+    handling = sys.exc_info()[1]
+    if handling is not None and not isinstance(handling, click_exc.ClickException | typer.Abort) and debug_active():
+        traceback.print_exc()
     _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
