@@ -69,18 +69,24 @@ def test_frames_sit_at_their_true_times():
     assert frame_times(3, 10.0).tolist() == pytest.approx([0.0, 3.0, 6.0])
 
 
-def test_pushing_frames_equals_the_batched_trace_and_encodes_each_frame_once(world_model, monkeypatch):
-    frames = _clip()
-    scorer = SurpriseScorer(world_model)
-    assert isinstance(scorer, FrameCausalScorer)
+def _count_encoded_frames(model, monkeypatch) -> dict[str, int]:
+    """Counts the frames `model.encode_frames` encodes from now on (in calls["n"])."""
     calls = {"n": 0}
-    encode = world_model.encode_frames
+    encode = model.encode_frames
 
     def counting(clip, encoder=None):
         calls["n"] += clip.shape[0] * clip.shape[2]
         return encode(clip, encoder)
 
-    monkeypatch.setattr(world_model, "encode_frames", counting)
+    monkeypatch.setattr(model, "encode_frames", counting)
+    return calls
+
+
+def test_pushing_frames_equals_the_batched_trace_and_encodes_each_frame_once(world_model, monkeypatch):
+    frames = _clip()
+    assert isinstance(SurpriseScorer(world_model), FrameCausalScorer)
+    scorer = FrameCausalScorer(world_model, cache="kv")
+    calls = _count_encoded_frames(world_model, monkeypatch)
     pushed = [scorer.push(f) for f in frames]
     assert calls["n"] == len(frames)  # the cached step: one encoder pass per frame
     rerun = FrameCausalScorer(world_model, cache="rerun")
@@ -89,7 +95,7 @@ def test_pushing_frames_equals_the_batched_trace_and_encodes_each_frame_once(wor
     assert calls["n"] == 3 * len(frames)  # rerun push and trace also encode every frame once
     assert all(r is None for r in pushed[:3]) and all(r is not None for r in pushed[3:])
     monkeypatch.undo()
-    batched = surprise_scores(world_model, frames)
+    batched = surprise_scores(FrameCausalScorer(world_model, cache="kv"), frames)
     assert np.isnan(batched[:3]).all()
     np.testing.assert_allclose([r.score for r in pushed[3:]], batched[3:], rtol=1e-5, atol=1e-6)
     assert pushed[-1].token_errors.shape == (1, 2, 2) and pushed[-1].log_scale.shape == (1, 2, 2)
@@ -302,14 +308,7 @@ def test_watch_scores_a_video_file_with_a_frame_causal_model_at_the_file_s_rate(
     path = write_mp4(render_long_video(11, 3.0, WorldConfig(size=64, fps=15.0)).frames, tmp_path / "scene.mp4",
                      15.0)  # a 15 fps camera: the model (30 fps by default) takes it at 15 fps
     frames = read_video(path).frames
-    encoded = {"n": 0}
-    encode = world_model.encode_frames
-
-    def counting(clip, encoder=None):
-        encoded["n"] += clip.shape[0] * clip.shape[2]
-        return encode(clip, encoder)
-
-    monkeypatch.setattr(world_model, "encode_frames", counting)
+    encoded = _count_encoded_frames(world_model, monkeypatch)
     loop = StreamLoop(world_model, open_source(str(path), realtime=False))
     assert loop.fps == 15.0 and loop.causal
     with loop:

@@ -30,7 +30,8 @@ def _bar() -> Progress:
 
 @app.command()
 def demo(
-    model: str = typer.Option("default", "--model", help="model or bundle (default: the embedded model)"),
+    model: str = typer.Option("world", "--model", help="model or bundle (default: the embedded frame-causal "
+                              "world model; 'default' is the window model)"),
     out: Path = typer.Option(Path("edge-jepa-demo"), "--out", help="output directory"),
     seconds: float = typer.Option(30.0, callback=positive, help="length of the synthetic scene"),
     seed: int = typer.Option(7, min=0, help="scene seed"),
