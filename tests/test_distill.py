@@ -212,7 +212,7 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, t
 
 def test_bad_settings_are_clear_errors(tmp_path, tiny_model):
     with pytest.raises(DistillError, match="does not split over"):
-        from edge_jepa.distill.dist import DistContext
+        from edge_jepa.train.dist import DistContext
 
         Distiller(tiny_model, edge_jepa.create(STUDENT), SyntheticSource(TINY.clip), tmp_path, _cfg(batch_size=3),
                   ctx=DistContext(rank=0, world=2))

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,38 @@ def test_progress_follows_the_time_budget_when_it_ends_the_run_first():
     assert _share_done(120, 150.0, budget) == 0.5  # half the time spent, a sliver of the step cap
     assert _share_done(90_000, 30.0, budget) == 0.9  # steps run out first
     assert _share_done(120, 400.0, budget) == 1.0
+
+
+def test_pretrain_under_torchrun_equals_one_process_and_trains_frame_causal_models(tiny_model_dir, tmp_path):
+    """2 ranks (gloo) each take half of every batch; DDP averages the gradients, so the weights equal a one-process
+    run on the whole batch. A frame-causal model trains the same way."""
+    from safetensors.torch import load_file
+
+    from tests.test_world_model import WORLD_TINY
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    torchrun = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "--standalone"]
+    flags = ["pretrain", "--steps", "3", "--batch-size", "4", "--threads", "1", "--checkpoint-every", "2"]
+
+    def run(launcher: list[str], model: Path, out: Path) -> None:
+        res = subprocess.run([*launcher, "-m", "edge_jepa.cli.main", *flags, "--model", str(model), "--out", str(out)],
+                             capture_output=True, text=True, timeout=300, env=env)
+        assert res.returncode == 0, res.stderr[-3000:]
+
+    run([sys.executable], tiny_model_dir, tmp_path / "one")
+    run(torchrun, tiny_model_dir, tmp_path / "ddp")
+    one, ddp = (load_file(tmp_path / r / "model" / "model.safetensors") for r in ("one", "ddp"))
+    assert one.keys() == ddp.keys()
+    for k in one:
+        torch.testing.assert_close(ddp[k], one[k], atol=1e-5, rtol=1e-4, msg=k)
+    card = json.loads((tmp_path / "ddp" / "model" / "card.json").read_text())
+    assert card["training"]["processes"] == 2 and card["training"]["steps"] == 3
+    logs = [[json.loads(line) for line in (tmp_path / r / "loss.jsonl").read_text().splitlines()]
+            for r in ("one", "ddp")]
+    assert [e["step"] for e in logs[1]] == [e["step"] for e in logs[0]]  # rank 0 alone writes it: no duplicates
+    assert [e["loss"] for e in logs[1]] == pytest.approx([e["loss"] for e in logs[0]], rel=1e-4)  # rank mean
+
+    edge_jepa.create(WORLD_TINY, seed=0).save(tmp_path / "world")
+    run(torchrun, tmp_path / "world", tmp_path / "world-ddp")
+    trained = edge_jepa.load(tmp_path / "world-ddp" / "model")
+    assert trained.config.kind == "frame_causal" and trained.num_params() == edge_jepa.create(WORLD_TINY).num_params()

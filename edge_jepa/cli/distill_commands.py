@@ -68,7 +68,7 @@ def distill(
     json_out: Path = typer.Option(None, "--json", help="also write the final fidelity report here"),
 ) -> None:
     """Distil a teacher's encoder and predictor into a small student (data-parallel under torchrun)."""
-    from edge_jepa.distill import dist
+    from edge_jepa.train import dist
 
     ctx = dist.setup()
     try:

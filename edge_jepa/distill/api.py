@@ -10,10 +10,10 @@ from pathlib import Path
 
 from edge_jepa.distill.align import DistillError, plan
 from edge_jepa.distill.data import ClipSource
-from edge_jepa.distill.dist import DistContext
 from edge_jepa.distill.trainer import CHECKPOINT, DistillConfig, Distiller, DistillResult, StepCallback
 from edge_jepa.models.config import CONFIGS, ModelConfig
 from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.train.dist import DistContext
 
 
 def student_config(spec: str | os.PathLike | ModelConfig, **clip: object) -> ModelConfig:

@@ -24,7 +24,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from edge_jepa.distill.align import Alignment, DistillError, plan
 from edge_jepa.distill.data import ClipSource, LiveBatches, ShardedSampler, TeacherCache, TeacherOracle, state_digest
-from edge_jepa.distill.dist import DistContext
 from edge_jepa.distill.losses import LossWeights, StudentWithHeads, distill_losses
 from edge_jepa.distill.report import FidelityReporter
 from edge_jepa.io import atomic_file, strict_json
@@ -42,6 +41,7 @@ from edge_jepa.train.common import (
     stop_signals,
     truncate_log,
 )
+from edge_jepa.train.dist import DistContext
 
 REPORT = "report.json"
 REPORT_LOG = "reports.jsonl"

@@ -22,6 +22,7 @@ import torch
 from edge_jepa.models.config import CONFIGS
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.train.common import CHECKPOINT, LOSS_LOG
+from edge_jepa.train.dist import DistContext
 from edge_jepa.train.pretrain import PretrainConfig, PretrainResult, Trainer
 from edge_jepa.train.world import WorldTraining
 
@@ -66,34 +67,47 @@ def prepare_model(model: str | VJEPA2, *, seed: int = 0, tubelet: int | None = N
 
 def train(model: VJEPA2, source: Any, out: str | os.PathLike, cfg: PretrainConfig, *, resume: bool = False,
           command: str = "", base_card: dict | None = None, on_start: Callable[[Trainer], None] | None = None,
-          on_step: StepCallback | None = None, world: WorldTraining | None = None) -> TrainingRun:
+          on_step: StepCallback | None = None, world: WorldTraining | None = None,
+          ctx: DistContext | None = None) -> TrainingRun:
     """Train `model` on a clip source in the run directory `out` and save OUT/model (edge-jepa format with
     card.json). A checkpoint in `out` is continued with resume=True and refused otherwise. `on_start(trainer)`
     runs once the checkpoint (if any) is loaded; Ctrl-C / SIGTERM save a checkpoint and raise KeyboardInterrupt.
-    A frame-causal model trains with the frame-causal objective (`world`: its options).
+    A frame-causal model trains with the frame-causal objective (`world`: its options). Under torchrun (or
+    with `ctx`) the run is data-parallel: rank 0 reports through the callbacks and writes the files.
     """
     from edge_jepa.outputs import check_writable
+    from edge_jepa.train import dist
 
-    out = Path(out)
-    check_writable(out, folder=True)  # before the training, not after
-    if model.config.kind == "frame_causal":
-        from edge_jepa.train.world import FrameCausalTrainer
+    own = ctx is None
+    ctx = ctx or dist.setup()
+    try:
+        out = Path(out)
+        check_writable(out, folder=True)  # before the training, not after
+        if model.config.kind == "frame_causal":
+            from edge_jepa.train.world import FrameCausalTrainer
 
-        trainer: Trainer = FrameCausalTrainer(model, source, out, cfg, (world or WorldTraining()).loss,
-                                              base_card=base_card)
-    else:
-        trainer = Trainer(model, source, out, cfg, base_card=base_card)
-    if (out / CHECKPOINT).exists() and not resume:
-        raise FileExistsError(f"{out / CHECKPOINT} exists: pass --resume to continue it, or choose another --out")
-    if resume and not trainer.load_checkpoint():
-        warnings.warn(f"--resume: there is no checkpoint at {out / CHECKPOINT}; starting a new run from step 0",
-                      RuntimeWarning, stacklevel=2)
-    if on_start:
-        on_start(trainer)
-    result = trainer.run(on_step)
-    card = trainer.card(result, command, source.describe())
-    result.model.save(out / "model", card=card)
-    return TrainingRun(out / "model", out / LOSS_LOG, result, card)
+            trainer: Trainer = FrameCausalTrainer(model, source, out, cfg, (world or WorldTraining()).loss,
+                                                  base_card=base_card, ctx=ctx)
+        else:
+            trainer = Trainer(model, source, out, cfg, base_card=base_card, ctx=ctx)
+        if (out / CHECKPOINT).exists() and not resume:
+            raise FileExistsError(f"{out / CHECKPOINT} exists: pass --resume to continue it, or choose another --out")
+        if resume and not trainer.load_checkpoint() and ctx.is_main:
+            warnings.warn(f"--resume: there is no checkpoint at {out / CHECKPOINT}; starting a new run from step 0",
+                          RuntimeWarning, stacklevel=2)
+        if on_start and ctx.is_main:
+            on_start(trainer)
+        result = trainer.run(on_step if ctx.is_main else None)
+        card = trainer.card(result, command, source.describe())
+        if ctx.distributed:
+            card["training"]["processes"] = ctx.world
+        if ctx.is_main:
+            result.model.save(out / "model", card=card)
+        ctx.barrier()  # the model is written before any rank returns
+        return TrainingRun(out / "model", out / LOSS_LOG, result, card)
+    finally:
+        if own:
+            dist.teardown(ctx)
 
 
 def pretrain(model: str | VJEPA2, data: str, out: str | os.PathLike, cfg: PretrainConfig | None = None, *,

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.vjepa2 import VJEPA2
@@ -40,6 +41,7 @@ from edge_jepa.train.common import (
     stop_signals,
     truncate_log,
 )
+from edge_jepa.train.dist import DistContext
 from edge_jepa.train.masks import future_mask, multiblock_mask
 
 
@@ -93,14 +95,36 @@ def jepa_loss(model: VJEPA2, target_encoder: torch.nn.Module, clip: torch.Tensor
     return (pred - targets).abs().mean()
 
 
+class _Objective(torch.nn.Module):
+    """A trainer's loss as a module's forward, so that DistributedDataParallel averages its gradients."""
+
+    def __init__(self, trainer: Trainer):
+        super().__init__()
+        self.model = trainer.model  # the parameters DDP synchronises (the EMA target is not one of them)
+        self.compute = trainer.loss
+
+    def forward(self) -> torch.Tensor:
+        return self.compute()
+
+
 class Trainer:
-    """One V-JEPA training run in `out_dir` (resumable)."""
+    """One V-JEPA training run in `out_dir` (resumable), in one process or data-parallel under torchrun:
+    each of the `ctx.world` ranks takes its share of every batch, DDP averages the gradients (so every rank
+    holds the same weights), and rank 0 alone writes the checkpoints and the loss log."""
 
     def __init__(self, model: VJEPA2, source, out_dir: str | os.PathLike, cfg: PretrainConfig,
-                 base_card: dict | None = None):
-        self.model, self.source, self.cfg = model.train(), source, cfg
+                 base_card: dict | None = None, ctx: DistContext | None = None):
+        self.ctx = ctx or DistContext()
+        if cfg.batch_size % self.ctx.world:
+            raise ValueError(f"batch size {cfg.batch_size} does not split over {self.ctx.world} processes; "
+                             f"use a multiple of {self.ctx.world}")
+        self.model, self.source, self.cfg = model.to(self.ctx.device).train(), source, cfg
         self.out = Path(out_dir)
         self.target = copy.deepcopy(model.encoder).eval().requires_grad_(False)
+        self.ddp: DistributedDataParallel | None = None
+        if self.ctx.distributed:
+            device = self.ctx.device
+            self.ddp = DistributedDataParallel(_Objective(self), device_ids=[device] if device.type == "cuda" else None)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "mask_tokens" not in n]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "mask_tokens" in n]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -111,7 +135,13 @@ class Trainer:
         self.base_card = base_card or {}
 
     # ------------------------------------------------------------------ checkpointing
-    def save_checkpoint(self) -> Path:
+    def shard(self, batch):
+        """This rank's share of a batch (all of it in one process)."""
+        return batch[self.ctx.rank :: self.ctx.world] if self.ctx.distributed else batch
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.ctx.is_main:
+            return None
         state = {
             "model": self.model.state_dict(),
             "target_encoder": self.target.state_dict(),
@@ -151,8 +181,8 @@ class Trainer:
     def loss(self) -> torch.Tensor:
         """The objective on this step's batch: V-JEPA's masked prediction (future or multi-block mask)."""
         cfg, clip_cfg = self.cfg, self.model.config.clip
-        batch = self.source.batch(self.step, cfg.batch_size)
-        clip = clip_tensor(batch, clip_cfg.size, clip_cfg.preprocess)
+        batch = self.shard(self.source.batch(self.step, cfg.batch_size))
+        clip = clip_tensor(batch, clip_cfg.size, clip_cfg.preprocess).to(self.ctx.device)
         ctx, tgt, mask_index = self._mask(self.model.encoder.grid(clip.shape))
         return jepa_loss(self.model, self.target, clip, ctx, tgt, mask_index)
 
@@ -160,7 +190,7 @@ class Trainer:
         cfg = self.cfg
         for group in self.opt.param_groups:
             group["lr"] = _lr_at(self.step, cfg)
-        loss = self.loss()
+        loss = self.ddp() if self.ddp is not None else self.loss()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower --lr or check the data")
         self.opt.zero_grad(set_to_none=True)
@@ -173,11 +203,11 @@ class Trainer:
                 for pt, ps in zip(self.target.parameters(), self.model.encoder.parameters(), strict=True):
                     pt.mul_(m).add_(ps.detach(), alpha=1 - m)
         self.step += 1
-        return loss.item()
+        return self.ctx.mean([loss.item()])[0]
 
     def final_model(self) -> VJEPA2:
-        """The deliverable: the EMA encoder (when used) + predictor, in eval mode."""
-        out = copy.deepcopy(self.model)
+        """The deliverable: the EMA encoder (when used) + predictor, in eval mode, on the CPU."""
+        out = copy.deepcopy(self.model).cpu()
         if self.uses_ema:
             out.encoder.load_state_dict(self.target.state_dict())
         return out.eval()
@@ -190,7 +220,7 @@ class Trainer:
         random.seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
         t_start = time.monotonic() - self.seconds
-        log = open(self.out / LOSS_LOG, "a")  # noqa: SIM115 - closed in finally
+        log = open(self.out / LOSS_LOG, "a") if self.ctx.is_main else open(os.devnull, "w")  # noqa: SIM115
         with stop_signals() as interrupted:  # SIGTERM saves like Ctrl-C
             try:
                 stopped_early = self._loop(log, t_start, interrupted, on_step)
@@ -219,9 +249,11 @@ class Trainer:
                 on_step(self.step, loss)
             if self.step % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
-            if interrupted["set"]:
+            stop, out_of_time = self.ctx.any(interrupted["set"], cfg.max_minutes is not None
+                                             and self.seconds > cfg.max_minutes * 60)  # every rank decides alike
+            if stop:
                 raise KeyboardInterrupt
-            if cfg.max_minutes is not None and self.seconds > cfg.max_minutes * 60:
+            if out_of_time:
                 return True
         return False
 

@@ -27,6 +27,7 @@ from edge_jepa.data.synthetic import WorldConfig, generate_clip
 from edge_jepa.models.config import ClipConfig
 from edge_jepa.models.world import FrameCausalJEPA
 from edge_jepa.preprocess import clip_tensor
+from edge_jepa.train.dist import DistContext
 from edge_jepa.train.pretrain import PretrainConfig, Trainer
 
 DEFAULT_RATES = (10.0, 15.0, 30.0)
@@ -192,8 +193,8 @@ class FrameCausalTrainer(Trainer):
     """The window trainer's loop, optimizer step, checkpoints and resume around the frame-causal objective."""
 
     def __init__(self, model: FrameCausalJEPA, source: MultiRateSource, out_dir, cfg: PretrainConfig,
-                 loss: WorldLoss | None = None, base_card: dict | None = None):
-        super().__init__(model, source, out_dir, cfg, base_card)  # type: ignore[arg-type]
+                 loss: WorldLoss | None = None, base_card: dict | None = None, ctx: DistContext | None = None):
+        super().__init__(model, source, out_dir, cfg, base_card, ctx)  # type: ignore[arg-type]
         self.objective = loss or WorldLoss()
         self.uses_ema = self.objective.sigreg <= 0  # SIGReg trains end to end, without a target encoder
         self.prefetch = _Prefetch(source)
@@ -201,7 +202,7 @@ class FrameCausalTrainer(Trainer):
     def loss(self) -> torch.Tensor:
         cfg, clip_cfg = self.cfg, self.model.config.clip
         frames, fps = self.prefetch.get(self.step, cfg.batch_size)
-        clip = clip_tensor(frames, clip_cfg.size, clip_cfg.preprocess)
+        clip = clip_tensor(self.shard(frames), clip_cfg.size, clip_cfg.preprocess).to(self.ctx.device)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         loss, _ = world_loss(self.model, self.target, clip, fps, self.objective, gen)  # type: ignore[arg-type]
         return loss

@@ -1,4 +1,4 @@
-"""Process-group setup for data-parallel distillation (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK).
+"""Process-group setup for data-parallel training and distillation (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK).
 
 Without those variables (or with WORLD_SIZE=1) everything runs in this process and no group is created.
 Backend: nccl when CUDA is available (one GPU per process, by LOCAL_RANK), gloo on CPU.
