@@ -208,3 +208,21 @@ def test_pretrain_under_torchrun_equals_one_process_and_trains_frame_causal_mode
     run(torchrun, tmp_path / "world", tmp_path / "world-ddp")
     trained = edge_jepa.load(tmp_path / "world-ddp" / "model")
     assert trained.config.kind == "frame_causal" and trained.num_params() == edge_jepa.create(WORLD_TINY).num_params()
+
+
+def test_mixed_precision_trains_on_the_cpu_and_a_missing_gpu_is_one_clear_error(tiny_model_dir, tmp_path):
+    from tests.test_world_model import WORLD_TINY
+
+    edge_jepa.create(WORLD_TINY, seed=0).save(tmp_path / "world")
+    for model in (tiny_model_dir, tmp_path / "world"):  # window and frame-causal: bfloat16 autocast, CPU
+        out = tmp_path / f"amp-{model.name}"
+        res = CliRunner().invoke(app, ["pretrain", "--model", str(model), "--steps", "2", "--batch-size", "2",
+                                       "--threads", "1", "--amp", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        card = json.loads((out / "model" / "card.json").read_text())
+        assert card["training"]["config"]["amp"] is True and np.isfinite(card["training"]["final_loss"])
+        assert edge_jepa.load(out / "model").encoder.patch_embed.proj.weight.dtype == torch.float32
+    if not torch.cuda.is_available():  # (on a machine with a GPU, --device cuda would train there)
+        res = CliRunner().invoke(app, ["pretrain", "--model", str(tiny_model_dir), "--steps", "1", "--device",
+                                       "cuda", "--out", str(tmp_path / "gpu")])
+        assert res.exit_code != 0 and "no CUDA device" in res.output and "Traceback" not in res.output

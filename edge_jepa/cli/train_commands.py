@@ -125,6 +125,9 @@ def pretrain(
     plain_loss: bool = typer.Option(False, "--plain-loss", help="frame-causal models: unweighted L1"),
     clip_frames: int = typer.Option(None, min=2, help="frame-causal models: training clip length (default: the "
                                     "window; longer clips train the sliding window a stream runs)"),
+    device: str = typer.Option("auto", help="'auto' (CUDA when available), 'cpu' or 'cuda'; under torchrun each "
+                               "rank takes its LOCAL_RANK's GPU"),
+    amp: bool = typer.Option(False, "--amp", help="mixed precision: bfloat16 autocast of the forward passes"),
 ) -> None:
     """Self-supervised V-JEPA training on the synthetic world and/or your videos."""
     from edge_jepa.train.api import pretrain as pretrain_model
@@ -133,11 +136,12 @@ def pretrain(
 
     cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, max_minutes=minutes,
                          checkpoint_every=checkpoint_every, warmup=min(200, max(1, steps // 10)), threads=threads,
-                         future_prob=future_prob)
+                         future_prob=future_prob, amp=amp)
     with training_progress() as (on_start, on_step):
         world = WorldTraining(parse_rates(rates), clip_frames, rollout=rollout, sigreg=sigreg,
                               change_floor=None if plain_loss else change_floor)
         run = pretrain_model(model, data, out, cfg, resume=resume, tubelet=tubelet, command=command_line(),
-                             on_start=on_start, on_step=on_step, world=world, frames=frames, size=size, fps=fps,
+                             on_start=on_start, on_step=on_step, world=world, device=device, frames=frames,
+                             size=size, fps=fps,
                              context_frames=context_frames, preprocess=preprocess)
     print_done(run)

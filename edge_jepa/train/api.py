@@ -68,18 +68,19 @@ def prepare_model(model: str | VJEPA2, *, seed: int = 0, tubelet: int | None = N
 def train(model: VJEPA2, source: Any, out: str | os.PathLike, cfg: PretrainConfig, *, resume: bool = False,
           command: str = "", base_card: dict | None = None, on_start: Callable[[Trainer], None] | None = None,
           on_step: StepCallback | None = None, world: WorldTraining | None = None,
-          ctx: DistContext | None = None) -> TrainingRun:
+          ctx: DistContext | None = None, device: str = "auto") -> TrainingRun:
     """Train `model` on a clip source in the run directory `out` and save OUT/model (edge-jepa format with
     card.json). A checkpoint in `out` is continued with resume=True and refused otherwise. `on_start(trainer)`
     runs once the checkpoint (if any) is loaded; Ctrl-C / SIGTERM save a checkpoint and raise KeyboardInterrupt.
     A frame-causal model trains with the frame-causal objective (`world`: its options). Under torchrun (or
     with `ctx`) the run is data-parallel: rank 0 reports through the callbacks and writes the files.
+    device: "auto" (CUDA when available), "cpu" or "cuda"; `cfg.amp` adds bfloat16 autocast.
     """
     from edge_jepa.outputs import check_writable
     from edge_jepa.train import dist
 
     own = ctx is None
-    ctx = ctx or dist.setup()
+    ctx = ctx or dist.setup(device=device)
     try:
         out = Path(out)
         check_writable(out, folder=True)  # before the training, not after
@@ -113,7 +114,7 @@ def train(model: VJEPA2, source: Any, out: str | os.PathLike, cfg: PretrainConfi
 def pretrain(model: str | VJEPA2, data: str, out: str | os.PathLike, cfg: PretrainConfig | None = None, *,
              resume: bool = False, tubelet: int | None = None, command: str = "",
              on_start: Callable[[Trainer], None] | None = None, on_step: StepCallback | None = None,
-             world: WorldTraining | None = None, **clip: Any) -> TrainingRun:
+             world: WorldTraining | None = None, device: str = "auto", **clip: Any) -> TrainingRun:
     """Self-supervised V-JEPA training of `model` (see `prepare_model`) on `data` ('synthetic', a video file
     or folder, or 'synthetic+PATH'); the model goes to OUT/model. `clip` overrides clip fields. A frame-causal
     model (e.g. "world_pico") trains on the synthetic world at `world.rates`."""
@@ -134,7 +135,7 @@ def pretrain(model: str | VJEPA2, data: str, out: str | os.PathLike, cfg: Pretra
         source = make_source(data, net.config.clip, cfg.seed)
     cfg.extra.setdefault("model", origin)
     return train(net, source, out, cfg, resume=resume, command=command, on_start=on_start, on_step=on_step,
-                 world=world)
+                 world=world, device=device)
 
 
 def fit(source: str | os.PathLike, out: str | os.PathLike, model: str | VJEPA2 = "default", *,

@@ -51,11 +51,21 @@ class DistContext:
         return (t / self.world).tolist()
 
 
-def setup(timeout_minutes: float = 60.0) -> DistContext:
-    """Join the process group torchrun describes in the environment, or a single-process context."""
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def setup(timeout_minutes: float = 60.0, device: str = "auto") -> DistContext:
+    """Join the process group torchrun describes in the environment, or a single-process context.
+
+    device: "auto" (CUDA when available), "cpu", or "cuda" (a clear error when there is none)."""
+    if device not in DEVICES:
+        raise ValueError(f"device {device!r}: choose one of {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda': this torch sees no CUDA device (torch.cuda.is_available() is False); "
+                         "use --device cpu, or install a CUDA build of torch on a machine with a GPU")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
+    cuda = torch.cuda.is_available() and device != "cpu"
     device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
     if world <= 1:
         return DistContext(device=device)

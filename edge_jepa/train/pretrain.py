@@ -61,6 +61,7 @@ class PretrainConfig:
     log_every: int = 10
     max_minutes: float | None = None  # stop (and save) when the time budget is spent
     threads: int | None = None
+    amp: bool = False  # bfloat16 autocast of the forward passes (mixed precision; CUDA or CPU)
     extra: dict = field(default_factory=dict)  # free-form, recorded in the card (data description, ...)
 
 
@@ -190,7 +191,9 @@ class Trainer:
         cfg = self.cfg
         for group in self.opt.param_groups:
             group["lr"] = _lr_at(self.step, cfg)
-        loss = self.ddp() if self.ddp is not None else self.loss()
+        with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            loss = self.ddp() if self.ddp is not None else self.loss()
+        loss = loss.float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower --lr or check the data")
         self.opt.zero_grad(set_to_none=True)
