@@ -154,3 +154,15 @@ def test_watch_scores_a_video_file_through_a_stream_bundle(stream_bundles, world
     trace = loop.trace()
     offline = surprise_scores(FrameCausalScorer(world, fps=FPS, cache="kv"), video)
     np.testing.assert_allclose(trace["score"], offline[3:], rtol=1e-4, atol=1e-6)
+
+
+def test_bench_times_a_stream_bundle_s_step(stream_bundles, world, one_inference_thread):
+    from edge_jepa.bench.run import BenchOptions, run_bench
+
+    path = stream_bundles["executorch", "int8"]
+    row, = run_bench([str(path)], BenchOptions(runs=3, warmup=1, fidelity_clips=1, auroc_pairs=0, matmul_size=128,
+                                               isolate=False))
+    assert row.status == "ok", row.reason
+    assert set(row.parts) == {"step"} and 0 < row.p50_ms <= row.p90_ms
+    assert row.gflops == pytest.approx(world.flops_per_update()["kv"] / 1e9)
+    assert row.cosine_from.startswith("manifest") and row.cosine > 0.99 and "stream step" in row.notes
