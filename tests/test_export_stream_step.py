@@ -166,3 +166,7 @@ def test_bench_times_a_stream_bundle_s_step(stream_bundles, world, one_inference
     assert set(row.parts) == {"step"} and 0 < row.p50_ms <= row.p90_ms
     assert row.gflops == pytest.approx(world.flops_per_update()["kv"] / 1e9)
     assert row.cosine_from.startswith("manifest") and row.cosine > 0.99 and "stream step" in row.notes
+
+
+def test_export_leaves_the_caller_s_model_as_it_was(stream_bundles, world):
+    assert all(p.requires_grad for p in world.parameters())  # exported from a copy (eval, no grad)

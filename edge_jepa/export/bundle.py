@@ -101,7 +101,8 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
     ExportError (nothing written) on failure.
 
     A frame-causal model (config.kind "frame_causal") exports its KV-cache stream step instead
-    (edge_jepa.export.stream_bundle), for frames arriving at `fps` (default: the model's); its shape is the model's.
+    (edge_jepa.export.stream_bundle), for frames arriving at `fps` (default: the model's); its shape is the model's,
+    and `verify_clips` real streams (each longer than the window) check it.
     """
     fmt = get_format(format)
     model = _load(model_or_source)
@@ -120,7 +121,7 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
         from edge_jepa.export.stream_bundle import export_stream_bundle
 
         return export_stream_bundle(model, fmt, quant, Path(out), fps=fps, source=_describe_source(model_or_source),
-                                    progress=progress)
+                                    verify_streams=verify_clips, progress=progress)
     if fps is not None and abs(fps - model.config.clip.fps) > 1e-6:
         raise ValueError(f"{model.config.name} is a window model for frames at {model.config.clip.fps:g} fps; "
                          "fps applies to frame-causal models only")

@@ -13,6 +13,7 @@ frame tokens and of the predictions must reach the precision's MIN_COSINE at eve
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,10 @@ def export_stream_bundle(model: FrameCausalJEPA, fmt: Format, precision: str, ou
     fps = float(fps or model.config.clip.fps)
     if not fps > 0:
         raise ExportError(f"fps must be > 0, got {fps}")
+    if verify_streams < 1:
+        raise ValueError(f"verify_streams must be >= 1, got {verify_streams}")
     say = progress or (lambda message: None)
-    model = model.float().eval().requires_grad_(False)
+    model = copy.deepcopy(model).float().eval().requires_grad_(False)  # the caller's model is not touched
     with atomic_dir(out) as tmp:
         request = StreamExportRequest(model, fps, precision, tmp, fmt, say)
         artifacts = fmt.resolve("stream_exporter")(request)
