@@ -25,6 +25,20 @@ METHODS = ("encode_context", "encode_window", "predict")
 IO_NAMES = {"encode_context": ("clip", "tokens"), "encode_window": ("clip", "tokens"),
             "predict": ("context", "predicted")}  # method -> (input name, output name)
 
+# A frame-causal model's bundle (manifest "kind": "frame_causal") has one method, the KV-cache stream step
+# (edge_jepa.export.stream_step): the new frame and the predictor's caches in, tokens, prediction and caches out.
+KINDS = ("window", "frame_causal")
+STREAM_METHOD = "stream_step"
+STREAM_INPUTS = ("frame", "k_cache", "v_cache", "cache_mask")
+STREAM_OUTPUTS = ("tokens", "predicted", "log_scale", "k_cache_out", "v_cache_out", "cache_mask_out")
+CACHE_MASKED = -1.0e4  # cache_mask of an empty slot (added to its attention logits; finite for quantizers)
+
+
+def bundle_methods(kind: str) -> tuple[str, ...]:
+    """The methods a bundle of this model kind holds."""
+    return (STREAM_METHOD,) if kind == "frame_causal" else METHODS
+
+
 # Verification at export and in tests: mean token cosine of every graph vs eager fp32 on real clips.
 MIN_COSINE = {"fp32": 0.999, "fp16": 0.999, "int8": 0.99, "int4": 0.98}
 
@@ -43,6 +57,9 @@ class Format:
     export_modules: tuple[str, ...]  # Python packages the exporter needs
     run_modules: tuple[str, ...]  # Python packages the runner needs
     run_check: str | None = None  # "module:function" -> reason this machine cannot run the artifacts, or None
+    stream_exporter: str | None = None  # "module:function" exporting a frame-causal model's stream step
+    stream_precisions: tuple[str, ...] = ()  # the precisions of that export
+    stream_note: str = ""  # why frame-causal models cannot use this format (when stream_exporter is None)
 
     def resolve(self, attr: str) -> Callable[..., Any]:
         module, _, name = getattr(self, attr).partition(":")
@@ -63,11 +80,24 @@ class Format:
             return f"running {self.name} bundles needs {', '.join(missing)} (pip install {' '.join(missing)})"
         return self.resolve("run_check")() if self.run_check else None
 
-    def check_precision(self, precision: str) -> None:
-        if precision not in self.precisions:
+    def check_precision(self, precision: str, kind: str = "window") -> None:
+        if kind == "frame_causal":
+            reason = self.stream_unavailable(precision)
+            if reason:
+                raise ValueError(reason)
+        elif precision not in self.precisions:
             raise ValueError(
                 f"format {self.name} supports precisions {', '.join(self.precisions)}, not {precision!r}"
             )
+
+    def stream_unavailable(self, precision: str) -> str | None:
+        """Why a frame-causal model's stream step cannot be exported to this format at `precision` (or None)."""
+        if self.stream_exporter is None:
+            return f"{self.name} bundles of frame-causal models are unavailable because {self.stream_note}"
+        if precision not in self.stream_precisions:
+            return (f"format {self.name} exports a frame-causal model's stream step at "
+                    f"{', '.join(self.stream_precisions)}, not {precision!r}")
+        return None
 
 
 def coreml_prediction_unavailable() -> str | None:
@@ -107,6 +137,8 @@ FORMATS: dict[str, Format] = {
             runner="edge_jepa.runtime.executorch_runner:ExecuTorchRunner",
             export_modules=("executorch", "torchao"),
             run_modules=("executorch",),
+            stream_exporter="edge_jepa.export.executorch:export_xnnpack_stream",
+            stream_precisions=("fp32", "int8"),
         ),
         Format(
             name="executorch-coreml",
@@ -119,6 +151,8 @@ FORMATS: dict[str, Format] = {
             export_modules=("executorch", "coremltools"),
             run_modules=("executorch",),
             run_check="edge_jepa.formats:executorch_coreml_unavailable",
+            stream_note="the stream step is not lowered to the CoreML delegate yet (this Linux machine cannot run "
+                        "its .pte to verify it); use --format executorch or onnx",
         ),
         Format(
             name="onnx",
@@ -134,6 +168,8 @@ FORMATS: dict[str, Format] = {
             runner="edge_jepa.runtime.onnx_runner:OnnxRunner",
             export_modules=("onnx", "onnxscript", "onnxruntime"),
             run_modules=("onnxruntime",),
+            stream_exporter="edge_jepa.export.onnx:export_onnx_stream",
+            stream_precisions=("fp32", "int8"),
         ),
         Format(
             name="coreml",
@@ -152,6 +188,9 @@ FORMATS: dict[str, Format] = {
             export_modules=("coremltools",),
             run_modules=("coremltools",),
             run_check="edge_jepa.formats:coreml_prediction_unavailable",
+            stream_note="the stream step is not converted to CoreML yet (coremltools converts on Linux, but "
+                        "prediction, and so the export's fidelity check, needs macOS); use --format executorch "
+                        "or onnx",
         ),
     )
 }

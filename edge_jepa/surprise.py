@@ -139,7 +139,7 @@ class FrameCausalScorer:
     """Stream surprise of a frame-causal model: each new frame is encoded once, and frame f's surprise is the
     error of the prediction the model made for it from the frames before it.
 
-    cache="rerun" (default): the predictor re-runs over the cached tokens of the previous
+    cache="rerun" (default for an eager model): the predictor re-runs over the cached tokens of the previous
     `frames_per_window - 1` frames (each prediction sees exactly one window, as in training on window-long clips;
     chosen on validation pairs, where it scores a little above "kv": benchmarks/results/world_pico_validation.json).
     cache="kv": the predictor keeps the keys/values of the last `frames_per_window - 1` frames and runs on the
@@ -147,31 +147,48 @@ class FrameCausalScorer:
     the step a device runs); its prediction of the next frame waits for it.
     `fps` is the rate the frames arrive at (default: the model's); the model places frames at their true times,
     so 10, 15 or 30 fps sources are scored as they come, never padded with repeats.
+
+    `model` may also be a frame-causal bundle (`edge-jepa export` of a frame-causal model; its path or a
+    `StreamStepRunner`): each frame is then one call of the bundle's `stream_step` (encoder and KV step at once,
+    at the fps it was exported for); a bundle always runs the KV step.
     """
 
     CACHES = ("kv", "rerun")
 
     def __init__(self, model, *, stride: int = 1, scoring: str | None = None, fps: float | None = None,
-                 cache: str = "rerun"):
+                 cache: str | None = None):
         from edge_jepa.models.world import DEFAULT_SCORING, SCORINGS, TIME_UNIT
+        from edge_jepa.runtime.stream_step import StreamStepRunner
 
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
         scoring = scoring or DEFAULT_SCORING
         if scoring not in SCORINGS:
             raise ValueError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORINGS)}")
-        if cache not in self.CACHES:
-            raise ValueError(f"unknown cache {cache!r}; choose from {', '.join(self.CACHES)}")
         if fps is not None and not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
-        self.model = model.eval()
+        if StreamStepRunner.is_stream_bundle(model):
+            model = StreamStepRunner.open(model)
+        self.stepper = model if isinstance(model, StreamStepRunner) else None
+        cache = cache or ("kv" if self.stepper is not None else "rerun")  # eager: chosen on validation
+        if cache not in self.CACHES:
+            raise ValueError(f"unknown cache {cache!r}; choose from {', '.join(self.CACHES)}")
+        if self.stepper is not None:
+            if cache != "kv":
+                raise ValueError(f"{self.stepper.path} is a stream-step bundle: it runs cache='kv' only")
+            if fps is not None and abs(fps - self.stepper.fps) > 1e-6:
+                raise ValueError(f"{self.stepper.path} was exported for frames at {self.stepper.fps:g} fps, got "
+                                 f"fps={fps:g}: re-export it with --fps {fps:g}")
+            self.model = None
+        else:
+            self.model = model.eval()
         self.config = model.config
         self.stride, self.scoring, self.cache_mode = stride, scoring, cache
         clip = model.config.clip
         self.frames_per_window, self.size, self.mode = clip.frames, clip.size, clip.preprocess
-        self._fps = float(fps or clip.fps)
+        self._fps = float(fps or (self.stepper.fps if self.stepper is not None else clip.fps))
         self._step = 1.0 / (self._fps * TIME_UNIT)  # time positions between two frames
-        gh, gw = model.token_grid()
+        gh = gw = clip.size // model.config.encoder.patch_size
         self.target_shape = (1, gh, gw)
         self.reset()
 
@@ -181,7 +198,7 @@ class FrameCausalScorer:
 
     @property
     def backend(self) -> str:
-        return "eager/fp32"
+        return "eager/fp32" if self.stepper is None else f"{self.stepper.backend}/{self.stepper.precision}"
 
     def __str__(self) -> str:
         return (f"{self.config.name} (frame-causal, {self.backend}, {self._fps:g} fps, {self.scoring} over tokens, "
@@ -192,13 +209,24 @@ class FrameCausalScorer:
         self.kv = None  # kv: the predictor's cache
         self.next: tuple[torch.Tensor, torch.Tensor] | None = None  # kv: prediction, log-scale of the next frame
         self.count = 0
+        if getattr(self, "stepper", None) is not None:
+            self.stepper.reset()
 
     @torch.no_grad()
     def push(self, frame: np.ndarray) -> SurpriseResult | None:
-        x = torch.from_numpy(frame_to_input(_check_frame(frame), self.size, self.mode))[None, :, None]
+        return self.push_input(frame_to_input(_check_frame(frame), self.size, self.mode))
+
+    @torch.no_grad()
+    def push_input(self, prep: np.ndarray) -> SurpriseResult | None:
+        """`push` for a frame already preprocessed (frame_to_input) [3, S, S]."""
+        x = torch.from_numpy(prep)[None, :, None]
+        if self.stepper is not None:  # one bundle call: this frame's tokens and the prediction of the next
+            z, pred, log_b = self.stepper.step(x)
+            return self._push_tokens(z, (pred, log_b))
         return self._push_tokens(self.model.encode_frames(x)[0, 0])  # [N, D]: this frame, encoded once
 
-    def _push_tokens(self, z: torch.Tensor) -> SurpriseResult | None:
+    def _push_tokens(self, z: torch.Tensor, stepped: tuple[torch.Tensor, torch.Tensor] | None = None
+                     ) -> SurpriseResult | None:
         ctx = self.frames_per_window - 1
         result = None
         if self.count >= ctx and (self.count - ctx) % self.stride == 0:
@@ -207,7 +235,9 @@ class FrameCausalScorer:
             else:
                 pred, log_b = (t[0, -1] for t in self.model.predict(torch.stack(list(self.tokens))[None], self._fps))
             result = self._result(self.count, pred, log_b, z)
-        if self.cache_mode == "kv":
+        if stepped is not None:
+            self.next = stepped
+        elif self.cache_mode == "kv":
             pred, log_b, self.kv = self.model.predictor.step(z[None], self._step, self.model.token_grid(), self.kv)
             self.next = (pred[0], log_b[0])
         else:
@@ -253,6 +283,9 @@ class FrameCausalScorer:
                           f"frames at {self._fps:g} fps): nothing was scored (every score is NaN); give at least "
                           f"{self.frames_per_window} frames", RuntimeWarning, stacklevel=3)
             return []
+        if self.stepper is not None:  # a bundle's step takes one frame at a time
+            results = [self.push(f) for f in arr]
+            return [r for r in results if r is not None]
         x = torch.from_numpy(np.stack([frame_to_input(f, self.size, self.mode) for f in arr], axis=1))  # [3, F, S, S]
         z = torch.cat([self.model.encode_frames(x[None, :, i : i + batch_size])[0]
                        for i in range(0, len(arr), batch_size)])  # [F, N, D]
@@ -282,10 +315,11 @@ SOURCE_RATES = (5.0, 60.0)  # a frame-causal model scores a source at its own ra
 def scorer_for_source(model, source_fps: float | None) -> SurpriseScorer | FrameCausalScorer:
     """The scorer for a stream whose frames arrive at `source_fps` (None: unknown). A window model works at its own
     rate (the stream resamples to it); a frame-causal model takes the source's rate as it is, when known and
-    inside SOURCE_RATES, so no frame is repeated or dropped to fit the model."""
+    inside SOURCE_RATES, so no frame is repeated or dropped to fit the model (a frame-causal bundle: the fps it was
+    exported for)."""
     scorer = as_scorer(model)
     lo, hi = SOURCE_RATES
-    if isinstance(scorer, FrameCausalScorer) and source_fps and lo <= source_fps <= hi \
+    if isinstance(scorer, FrameCausalScorer) and scorer.stepper is None and source_fps and lo <= source_fps <= hi \
             and abs(source_fps - scorer.fps) > 1e-6:
         return FrameCausalScorer(scorer.model, fps=source_fps, scoring=scorer.scoring, cache=scorer.cache_mode)
     return scorer
@@ -295,6 +329,11 @@ def _frame_causal(model):
     """The frame-causal model behind `model` (a model, or a path/'default' that loads to one), else None."""
     if isinstance(model, str | os.PathLike):
         import json
+
+        from edge_jepa.runtime.stream_step import StreamStepRunner
+
+        if StreamStepRunner.is_stream_bundle(model):
+            return StreamStepRunner.open(model)
 
         from edge_jepa.checkpoints import load, model_path
         from edge_jepa.models.persist import CONFIG_FILE
@@ -307,6 +346,10 @@ def _frame_causal(model):
         return load(model) if kind == "frame_causal" else None
     config = getattr(model, "config", None)
     if isinstance(model, torch.nn.Module) and config is not None and config.kind == "frame_causal":
+        return model
+    from edge_jepa.runtime.stream_step import StreamStepRunner
+
+    if isinstance(model, StreamStepRunner):
         return model
     return None
 

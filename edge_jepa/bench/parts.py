@@ -6,7 +6,8 @@
     predict         the predictor from the context tokens to the target tokens
 
 Eager runners call the model's modules; bundle runners call the bundle's methods (`BundleRunner.call`), so
-each part is exactly what that backend runs inside the step.
+each part is exactly what that backend runs inside the step. A frame-causal bundle has one part, "step": its
+stream_step with a full KV cache.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def check_parts(parts: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 @torch.inference_mode()
 def part_calls(runner: Runner, clip: Tensor) -> dict[str, Callable[[], Any]]:
     """name -> zero-argument call, for every part in PARTS, on `clip` [1, 3, T, S, S]."""
+    if isinstance(runner, BundleRunner) and runner.kind == "frame_causal":
+        return stream_calls(runner, clip)
     runner.check_clip(clip)
     ctx_clip = clip[:, :, : runner.context_frames].contiguous()
     if isinstance(runner, BundleRunner):
@@ -53,3 +56,14 @@ def part_calls(runner: Runner, clip: Tensor) -> dict[str, Callable[[], Any]]:
             "predict": lambda: model.predictor(context, ctx_idx, tgt_idx),
         }
     raise TypeError(f"cannot time the parts of a {type(runner).__name__}; use an EagerRunner or a bundle runner")
+
+
+def stream_calls(runner: BundleRunner, clip: Tensor) -> dict[str, Callable[[], Any]]:
+    """A frame-causal bundle: "step" is one stream_step call on the clip's last frame, the cache kept full."""
+    from edge_jepa.runtime.stream_step import StreamStepRunner
+
+    stepper = StreamStepRunner(runner)
+    frames = [clip[:, :, i : i + 1].contiguous() for i in range(clip.shape[2])]
+    for i in range(stepper.window - 1):  # fill the cache: every timed call is a steady-state update
+        stepper.step(frames[i % len(frames)])
+    return {"step": lambda: stepper.step(frames[-1])}

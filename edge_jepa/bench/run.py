@@ -197,6 +197,8 @@ def _plan_bundle(path: str, options: BenchOptions, reference: Path) -> _Cell:
 
     manifest = read_manifest(path)
     config = ModelConfig.from_dict(manifest["model"]["config"])
+    if manifest["kind"] == "frame_causal":
+        return _plan_stream_bundle(path, manifest, config, options)
     c = config.clip
     if (options.frames and options.frames != c.frames) or (options.size and options.size != c.size):
         raise ValueError(f"bundle {path} is exported for {c.frames} frames x {c.size} px; "
@@ -216,6 +218,38 @@ def _plan_bundle(path: str, options: BenchOptions, reference: Path) -> _Cell:
     if reason:
         _skip(row, reason)
     return _Cell(row, spec, None, part_gflops(flops))
+
+
+def _plan_stream_bundle(path: str, manifest: dict[str, Any], config: ModelConfig, options: BenchOptions) -> _Cell:
+    """A frame-causal bundle: its one part, "step", is one stream_step call with a full KV cache (steady state);
+    the cosines come from the manifest (verified against the eager KV step at export)."""
+    from edge_jepa.formats import get_format
+
+    if options.frames or options.size:
+        raise ValueError(f"bundle {path} is a frame-causal stream step for {config.clip.size} px frames; "
+                         "omit --frames/--size for it")
+    stream = manifest["stream"]
+    gflops = stream["flops_per_update"] / 1e9
+    row = BenchRow(format=manifest["format"], precision=manifest["precision"], model=config.name, source=str(path),
+                   frames=stream["window"], size=config.clip.size, tokens=stream["tokens_per_frame"],
+                   threads=options.threads, runs=options.runs, warmup=options.warmup, gflops=gflops,
+                   device=machine_description())
+    row.notes = (f"frame-causal stream step ({stream['fps']:g} fps, KV cache of {stream['window'] - 1} frames): one "
+                 "update per frame" + ("" if options.isolate else "; measured in-process"))
+    row.size_mb = manifest.get("total_bytes", 0) / 1e6 or None
+    fid = manifest.get("fidelity", {})
+    if fid.get("verified"):
+        row.cosine_parts = {"tokens": fid["tokens"]["cosine"], "predicted": fid["predicted"]["cosine"]}
+        row.cosine = min(row.cosine_parts.values())
+        row.cosine_from = "manifest (stream step vs the eager KV step at export)"
+    else:
+        row.cosine_from = "not measured: the manifest has no verified fidelity"
+    spec = CellSpec(row.format, row.precision, str(path), None, None, options.threads, options.warmup, options.runs,
+                    ("step",), None, 0, options.runner_options)
+    reason = get_format(manifest["format"]).run_unavailable()
+    if reason:
+        _skip(row, reason)
+    return _Cell(row, spec, None, {"step": gflops})
 
 
 def part_gflops(flops: FlopCount) -> dict[str, float]:

@@ -35,21 +35,24 @@ def export_command(
     calibration_clips: int = typer.Option(8, min=1, help="real clips for static int8 calibration"),
     verify_clips: int = typer.Option(3, min=1, help="real clips for the verification against eager"),
     force: bool = typer.Option(False, "--force", help="replace --out even if it is not an edge-jepa bundle/model"),
+    fps: float = typer.Option(None, "--fps", callback=positive,
+                              help="frame-causal models: the frame rate the stream step is built for "
+                                   "(default: the model's)"),
 ) -> None:
-    """Export a verified bundle: artifacts + manifest.json (formats: see --format)."""
+    """Export a verified bundle: artifacts + manifest.json (formats: see --format). A frame-causal model exports
+    its KV-cache stream step (method stream_step)."""
     from edge_jepa.export import ExportError, export_bundle
     from edge_jepa.formats import get_format
 
     try:
         fmt = get_format(format)
-        fmt.check_precision(quant)
     except ValueError as e:
         raise fail(f"{e} (formats: {_formats_help()})") from None
     with console.status(f"[bold]exporting {source} to {fmt.name} {quant}") as status, quiet_toolkits():
         try:
             path = export_bundle(source, fmt.name, quant, frames=frames, size=size, out=out,
                                  context_frames=context_frames, calibration_clips=calibration_clips,
-                                 verify_clips=verify_clips, int8_activations=int8_activations,
+                                 verify_clips=verify_clips, int8_activations=int8_activations, fps=fps,
                                  progress=lambda message: status.update(f"[bold]{fmt.name} {quant}:[/] {message}"),
                                  force=force)
         except (ExportError, FileNotFoundError, ValueError) as e:
@@ -69,10 +72,21 @@ def bundle_table(path: Path, manifest: dict) -> Table:
         if "/" not in name or name.endswith(("weight.bin", "model.mlmodel")):
             table.add_row(name, f"{entry['bytes'] / 1e6:.2f} MB  sha256 {entry['sha256'][:12]}")
     table.add_row("total", f"{manifest['total_bytes'] / 1e6:.2f} MB")
-    table.add_row("clip", f"{clip['frames']} frames x {clip['size']} px at {clip['fps']:g} fps, "
-                          f"{clip['context_frames']} context")
     fid = manifest["fidelity"]
-    if fid.get("verified"):
+    if manifest.get("kind") == "frame_causal":
+        stream = manifest["stream"]
+        table.add_row("stream step", f"{stream['method']}: one {clip['size']} px frame at {stream['fps']:g} fps, "
+                                     f"KV cache of {stream['window'] - 1} frames "
+                                     f"({stream['flops_per_update'] / 1e9:.3f} GFLOPs)")
+    else:
+        table.add_row("clip", f"{clip['frames']} frames x {clip['size']} px at {clip['fps']:g} fps, "
+                              f"{clip['context_frames']} context")
+    if fid.get("verified") and manifest.get("kind") == "frame_causal":
+        table.add_row("fidelity", f"[green]verified[/] on {fid['runtime']} over {fid['steps']} stream steps: cosine "
+                                  f"vs eager tokens {fid['tokens']['cosine']:.5f}, predicted "
+                                  f"{fid['predicted']['cosine']:.5f} (>= {fid['threshold']}); surprise rel. error "
+                                  f"{fid['surprise_score_rel_error']:.2e}")
+    elif fid.get("verified"):
         cos = ", ".join(f"{m} {fid[m]['cosine']:.5f}" for m in ("encode_context", "encode_window", "predict"))
         table.add_row("fidelity", f"[green]verified[/] on {fid['runtime']}: cosine vs eager {cos} "
                                   f"(>= {fid['threshold']}); surprise rel. error {fid['surprise_score_rel_error']:.2e}")

@@ -6,6 +6,7 @@
       model.pte            (executorch)   or  encode_context.onnx, encode_window.onnx, predict.onnx  (onnx)
                                           or  model.mlpackage/                                      (coreml)
 
+A frame-causal model's bundle (its KV-cache stream step) is written by edge_jepa.export.stream_bundle.
 The bundle directory appears only after the artifacts are written and verified (`edge_jepa.io.atomic_dir`):
 an export that fails leaves nothing behind and raises `ExportError` naming the format, the step, the op
 when one is to blame, and what to try.
@@ -13,16 +14,11 @@ when one is to blame, and what to try.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as dt
-import hashlib
-import importlib.metadata
-import json
 import os
 import platform
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,20 +27,29 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from edge_jepa.formats import BUNDLE_FORMAT_VERSION, IO_NAMES, MANIFEST, METHODS, MIN_COSINE, Format, get_format
+from edge_jepa.export.artifacts import (
+    TOOLS,
+    Artifacts,
+    ExportError,
+    failing_op,
+    file_hashes,
+    preprocessing,
+    sha256,
+    step,
+    tool_versions,
+    write_manifest,
+)
+from edge_jepa.formats import BUNDLE_FORMAT_VERSION, IO_NAMES, METHODS, MIN_COSINE, Format, get_format
 from edge_jepa.io import atomic_dir
-from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.layout import ClipLayout
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.outputs import check_replaceable
-from edge_jepa.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["TOOLS", "Artifacts", "ExportError", "ExportRequest", "Exporter", "build_manifest", "clip_model",
+           "export_bundle", "failing_op", "file_hashes", "preprocessing", "sha256", "step", "tool_versions",
+           "verify_bundle", "write_manifest"]
 
 INT8_ACTIVATIONS = ("dynamic", "static")
-TOOLS = ("torch", "executorch", "torchao", "coremltools", "onnx", "onnxscript", "onnxruntime", "numpy")
-
-
-class ExportError(RuntimeError):
-    """An export that could not be completed (nothing was written)."""
 
 
 @dataclass
@@ -74,47 +79,11 @@ class ExportRequest:
                 "predict": [(t,) for t in tokens]}
 
 
-@dataclass
-class Artifacts:
-    """What an exporter returns: for each method its file and entry point, plus format-specific details."""
-
-    methods: dict[str, dict[str, str]]  # method -> {"file": relative path, "entry": method/function or ""}
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 Exporter = Callable[[ExportRequest], Artifacts]
 
 
-@contextlib.contextmanager
-def step(fmt: str, name: str, hint: str) -> Iterator[None]:
-    """Turn any failure inside an export step into one ExportError naming format, step, op and a fix."""
-    try:
-        yield
-    except ExportError:
-        raise
-    except Exception as e:  # noqa: BLE001 - every toolkit raises its own types; we re-raise with context
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))  # drop terminal colours some toolkits put in errors
-        op = failing_op(text)
-        first = " ".join(text.strip().splitlines()[:1])[:300] or type(e).__name__
-        where = f" on op {op}" if op else ""
-        raise ExportError(f"{fmt} export failed at {name}{where}: {type(e).__name__}: {first}. Try: {hint}") from e
-
-
-_OP_PATTERNS = (
-    r"(aten[.:]+[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)",  # aten.foo.default / aten::foo
-    r"(torch\.ops\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+)",
-    r"[Uu]nsupported (?:fx node|op|operator)[^A-Za-z0-9_]*([A-Za-z0-9_.:]+)",
-    r"op(?:erator)? (?:type )?['\"]?([A-Za-z][A-Za-z0-9_.:]+)['\"]? (?:is )?not (?:supported|implemented)",
-)
-
-
-def failing_op(message: str) -> str | None:
-    """The op an exporter error message blames, if it names one."""
-    for pattern in _OP_PATTERNS:
-        match = re.search(pattern, message)
-        if match:
-            return match.group(1)
-    return None
 
 
 # --------------------------------------------------------------------------------------------- entry point
@@ -124,7 +93,7 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
                   frames: int | None = None, size: int | None = None, out: str | os.PathLike,
                   context_frames: int | None = None, calibration_clips: int = 8, verify_clips: int = 3,
                   int8_activations: str = "dynamic", progress: Callable[[str], None] | None = None,
-                  force: bool = False) -> Path:
+                  fps: float | None = None, force: bool = False) -> Path:
     """Export `model_or_source` (a VJEPA2 or anything `edge_jepa.load` takes) to a verified bundle at `out`.
 
     frames/size: the clip shape (default: the model's); the context share follows the model's unless
@@ -132,9 +101,33 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
     "static" (per tensor, calibrated on `calibration_clips` real clips). Returns the bundle path. Raises
     ExportError (nothing written) on failure. An existing `out` is replaced only if it is a bundle or model
     (or empty), else OutputError before any work; `force` replaces it anyway.
+
+    A frame-causal model (config.kind "frame_causal") exports its KV-cache stream step instead
+    (edge_jepa.export.stream_bundle), for frames arriving at `fps` (default: the model's); its shape is the model's,
+    and `verify_clips` real streams (each longer than the window) check it.
     """
     check_replaceable(out, what="bundle", force=force)
     fmt = get_format(format)
+    model = _load(model_or_source)
+    if model.config.kind == "frame_causal":
+        fixed = {"frames": frames, "size": size, "context_frames": context_frames}
+        given = [k for k, v in fixed.items() if v is not None]
+        if given:
+            raise ValueError(f"{model.config.name} is a frame-causal model: its stream step has the model's frame "
+                             f"size and window; drop {', '.join(given)} (choose the frame rate with fps=/--fps)")
+        if int8_activations != "dynamic":
+            raise ValueError("a frame-causal model's int8 stream step uses dynamic activations only")
+        missing = fmt.export_unavailable()
+        if missing:
+            raise ExportError(missing)
+        fmt.check_precision(quant, "frame_causal")
+        from edge_jepa.export.stream_bundle import export_stream_bundle
+
+        return export_stream_bundle(model, fmt, quant, Path(out), fps=fps, source=_describe_source(model_or_source),
+                                    verify_streams=verify_clips, progress=progress, force=force)
+    if fps is not None and abs(fps - model.config.clip.fps) > 1e-6:
+        raise ValueError(f"{model.config.name} is a window model for frames at {model.config.clip.fps:g} fps; "
+                         "fps applies to frame-causal models only")
     fmt.check_precision(quant)
     if int8_activations not in INT8_ACTIVATIONS:
         raise ValueError(f"int8_activations must be one of {INT8_ACTIVATIONS}, got {int8_activations!r}")
@@ -144,7 +137,7 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
     if missing:
         raise ExportError(missing)
     say = progress or (lambda message: None)
-    model = clip_model(_load(model_or_source), frames, size, context_frames)
+    model = clip_model(model, frames, size, context_frames)
     layout = ClipLayout.of(model)
     out = Path(out)
     with atomic_dir(out, what="bundle", force=force) as tmp:
@@ -159,6 +152,8 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
 
 
 def _load(model_or_source: VJEPA2 | str | os.PathLike) -> VJEPA2:
+    if isinstance(model_or_source, torch.nn.Module) and getattr(model_or_source.config, "kind", "") == "frame_causal":
+        return model_or_source
     if isinstance(model_or_source, VJEPA2):
         scheme = getattr(model_or_source, "quantization", None)
         if scheme:
@@ -171,7 +166,7 @@ def _load(model_or_source: VJEPA2 | str | os.PathLike) -> VJEPA2:
 
 
 def _describe_source(model_or_source: VJEPA2 | str | os.PathLike) -> str:
-    return f"in-memory model {model_or_source.config.name}" if isinstance(model_or_source, VJEPA2) \
+    return f"in-memory model {model_or_source.config.name}" if isinstance(model_or_source, torch.nn.Module) \
         else str(model_or_source)
 
 
@@ -232,63 +227,6 @@ def build_manifest(model: VJEPA2, layout: ClipLayout, fmt: Format, precision: st
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
-
-def preprocessing(config: ModelConfig) -> dict[str, Any]:
-    """What `edge_jepa.preprocess` does to camera frames for this clip (so a non-Python app can match it)."""
-    c = config.clip
-    resize = ({"mode": "center_crop", "short_side": int(c.size * 256 / 224), "crop": [c.size, c.size],
-               "interpolation": "area when shrinking, else bilinear"} if c.preprocess == "center_crop"
-              else {"mode": "resize", "to": [c.size, c.size], "interpolation": "area when shrinking, else bilinear"})
-    return {
-        "input": "uint8 RGB frames [T, H, W, 3] sampled at the model fps",
-        "resize": resize,
-        "scale": 1 / 255,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-        "layout": f"float32 [1, 3, T, {c.size}, {c.size}] (batch, channel, time, height, width)",
-        "clip_config": {"frames": c.frames, "size": c.size, "fps": c.fps, "context_frames": c.context_frames,
-                        "preprocess": c.preprocess},
-    }
-
-
-def tool_versions() -> dict[str, str]:
-    versions = {}
-    for name in TOOLS:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[name] = importlib.metadata.version(name)
-    return versions
-
-
-def file_hashes(root: Path) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every file under `root` except the manifest (relative POSIX paths)."""
-    out = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
-        out[path.relative_to(root).as_posix()] = {"sha256": sha256(path), "bytes": path.stat().st_size}
-    return out
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    """Write manifest.json, hashing the bundle's files the first time (they do not change afterwards)."""
-    if "files" not in manifest:
-        manifest["files"] = file_hashes(root)
-    manifest["total_bytes"] = sum(f["bytes"] for f in manifest["files"].values())
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float | int | str | bool) or value is None:
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
 
 
 # --------------------------------------------------------------------------------------------- verification

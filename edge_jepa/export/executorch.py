@@ -152,3 +152,37 @@ def _quantize_8da4w(graphs: dict[str, nn.Module]) -> None:
     container = nn.ModuleDict(graphs)
     quantize_(container, int8, filter_fn=fresh_linear(INT8_IN_INT4))
     quantize_(container, int4, filter_fn=fresh_linear(None))
+
+
+def export_xnnpack_stream(req: Any) -> Artifacts:
+    """A frame-causal model's stream step (edge_jepa.export.stream_step) as method `stream_step` of model.pte:
+    the "xnnpack" op set (whole graph delegated), fp32 or PT2E int8 (per-channel weights, dynamic per-token
+    activations on every Linear; attention, LayerNorm and the cache updates stay fp32)."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    from edge_jepa.export.stream_step import stream_step_graph
+    from edge_jepa.formats import STREAM_METHOD
+
+    fmt = req.format.name
+    graph = stream_step_graph(req.model, req.fps, "xnnpack")
+    example = graph.example_inputs()
+    details: dict[str, Any] = {"delegate": "XnnpackBackend", "op_set": "xnnpack"}
+    if req.precision == "int8":
+        from edge_jepa.quantize import pt2e_quantize
+
+        req.progress("quantizing PT2E int8")
+        with step(fmt, "PT2E int8 quantization", "--quant fp32"):
+            graph = pt2e_quantize(graph, example, exclude=(PairRotation,))
+        details["quantization"] = {"method": "pt2e (XNNPACKQuantizer)", "weights": "int8 per-channel symmetric",
+                                   "ops": "linear", "activations": "int8 dynamic per token"}
+    req.progress("tracing with torch.export")
+    with step(fmt, "torch.export", "check that the model runs in eager"):
+        program = torch.export.export(graph, example)
+    req.progress("lowering to XNNPACK")
+    with step(fmt, "lowering to XNNPACK", HINT_LOWER):
+        edge = lower({STREAM_METHOD: program}, [XnnpackPartitioner()])
+    details["delegation"] = delegation_report(edge)
+    req.progress("serializing the program")
+    with step(fmt, "serializing the .pte", "check free disk space"):
+        (req.out_dir / PROGRAM).write_bytes(edge.to_executorch().buffer)
+    return Artifacts({STREAM_METHOD: {"file": PROGRAM, "entry": STREAM_METHOD}}, details)

@@ -128,3 +128,32 @@ def check_onnx(path: Path) -> dict[str, Any]:
     ops = collections.Counter(node.op_type for node in model.graph.node)
     return {"opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
             "inputs": io(model.graph.input), "outputs": io(model.graph.output), "ops": dict(sorted(ops.items()))}
+
+
+def export_onnx_stream(req: Any) -> Artifacts:
+    """A frame-causal model's stream step as stream_step.onnx (opset 18, "fused" op set: one LayerNormalization
+    node per LayerNorm, attention with an additive cache mask), fp32 or ONNX Runtime dynamic int8."""
+    from edge_jepa.export.stream_step import stream_step_graph
+    from edge_jepa.formats import STREAM_INPUTS, STREAM_METHOD, STREAM_OUTPUTS
+
+    fmt = req.format.name
+    graph = stream_step_graph(req.model, req.fps, "fused")
+    path = req.out_dir / f"{STREAM_METHOD}.onnx"
+    scratch = req.out_dir / ".fp32"
+    fp32 = scratch / path.name if req.precision == "int8" else path
+    fp32.parent.mkdir(exist_ok=True)
+    req.progress(f"exporting {path.name}")
+    with step(fmt, f"torch.onnx.export of {STREAM_METHOD}", "check that the model runs in eager; try opset 17"):
+        torch.onnx.export(graph, graph.example_inputs(), str(fp32), dynamo=True, opset_version=OPSET,
+                          input_names=list(STREAM_INPUTS), output_names=list(STREAM_OUTPUTS), verbose=False)
+    details: dict[str, Any] = {"opset": OPSET, "op_set": "fused"}
+    if req.precision == "int8":
+        req.progress(f"quantizing {path.name} (ONNX Runtime int8)")
+        with step(fmt, f"ONNX Runtime int8 quantization of {STREAM_METHOD}", "--quant fp32"):
+            quantize_int8(fp32, path, False)
+        details["quantization"] = {"method": "onnxruntime.quantization.quantize_dynamic",
+                                   "weights": "int8 per-channel", "activations": "int8 dynamic"}
+    shutil.rmtree(scratch, ignore_errors=True)
+    with step(fmt, f"checking {path.name}", "re-export; report the op named above"):
+        details["graphs"] = {STREAM_METHOD: check_onnx(path)}
+    return Artifacts({STREAM_METHOD: {"file": path.name, "entry": ""}}, details)

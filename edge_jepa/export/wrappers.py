@@ -126,7 +126,9 @@ class XnnpackAttention(nn.Module):
         self.qkv, self.proj = attn.qkv, attn.proj
         self.rotate = PairRotation(attn.rot)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None = None) -> Tensor:
+        if mask is not None:  # Block passes its (window models': absent) mask on; masks are not exported here
+            raise ValueError("XnnpackAttention takes no attention mask (frame-causal models export stream_step)")
         B, N, D = x.shape
         h, hd = self.heads, self.head_dim
         qkv = self.qkv(x)  # [B, N, 3D]

@@ -58,20 +58,39 @@ class BundleRunner(Runner):
         """Open the artifacts (called once by __init__)."""
 
     @abstractmethod
-    def _call(self, method: str, x: Tensor) -> Tensor:
-        """Run one method on a checked, contiguous float32 input; return its float32 output."""
+    def _execute(self, method: str, inputs: list[Tensor]) -> list[Tensor]:
+        """Run one method on checked, contiguous float32 inputs (the manifest's order); return its outputs."""
+
+    @property
+    def kind(self) -> str:
+        """The model kind of the bundle: "window" (three surprise-step methods) or "frame_causal" (stream_step)."""
+        return self.manifest.get("kind", "window")
 
     def call(self, method: str, x: Tensor) -> Tensor:
         """Run one of the bundle's methods ("encode_context", "encode_window", "predict") on one input."""
+        return self.call_all(method, [x])[0]
+
+    def call_all(self, method: str, inputs: list[Tensor]) -> list[Tensor]:
+        """Run one of the bundle's methods on all its inputs (manifest order); its float32 outputs."""
         if method not in self.methods:
             raise ValueError(f"unknown method {method!r}; this bundle has {', '.join(self.methods)}")
-        spec = self.methods[method]["inputs"][0]
-        expected = tuple(spec["shape"])
-        if not isinstance(x, Tensor) or tuple(x.shape) != expected or x.dtype != torch.float32:
-            got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"{self.backend} bundle method {method} expects {spec['name']} float32 {list(expected)} "
-                             f"(from {self.path / MANIFEST}), got {got}")
-        return self._call(method, x.contiguous()).float()
+        specs = self.methods[method]["inputs"]
+        if len(inputs) != len(specs):
+            raise ValueError(f"{self.backend} bundle method {method} takes {len(specs)} inputs "
+                             f"({', '.join(s['name'] for s in specs)}), got {len(inputs)}")
+        for spec, x in zip(specs, inputs, strict=True):
+            expected = tuple(spec["shape"])
+            if not isinstance(x, Tensor) or tuple(x.shape) != expected or x.dtype != torch.float32:
+                got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+                raise ValueError(f"{self.backend} bundle method {method} expects {spec['name']} float32 "
+                                 f"{list(expected)} (from {self.path / MANIFEST}), got {got}")
+        return [y.float() for y in self._execute(method, [x.contiguous() for x in inputs])]
+
+    def run(self, clip: Tensor) -> StepOutput:
+        if self.kind != "window":
+            raise ValueError(f"{self.path} holds a {self.kind} model's stream step, not the window surprise step: "
+                             "score it with edge_jepa.surprise_scores / SurpriseScorer (or StreamStepRunner)")
+        return super().run(clip)
 
     def _run(self, clip: Tensor) -> StepOutput:
         context = self.call("encode_context", clip[:, :, : self.context_frames])

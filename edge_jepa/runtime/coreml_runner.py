@@ -28,7 +28,7 @@ class CoreMLRunner(BundleRunner):
             for name, spec in self.methods.items()
         }
 
-    def _call(self, method: str, x: Tensor) -> Tensor:
+    def _execute(self, method: str, inputs: list[Tensor]) -> list[Tensor]:
         spec = self.methods[method]
-        out = self._models[method].predict({spec["inputs"][0]["name"]: x.numpy()})[spec["outputs"][0]["name"]]
-        return torch.from_numpy(np.asarray(out, dtype=np.float32))
+        out = self._models[method].predict({s["name"]: x.numpy() for s, x in zip(spec["inputs"], inputs, strict=True)})
+        return [torch.from_numpy(np.asarray(out[s["name"]], dtype=np.float32)) for s in spec["outputs"]]

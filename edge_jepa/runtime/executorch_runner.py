@@ -40,5 +40,5 @@ class ExecuTorchRunner(BundleRunner):
             self._methods[name] = programs[file].load_method(spec["entry"])
         self._programs = programs
 
-    def _call(self, method: str, x: Tensor) -> Tensor:
-        return self._methods[method].execute([x])[0].clone()
+    def _execute(self, method: str, inputs: list[Tensor]) -> list[Tensor]:
+        return [y.clone() for y in self._methods[method].execute(inputs)]

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge_jepa.formats import MANIFEST, METHODS, SUPPORTED_BUNDLE_VERSIONS, get_format
+from edge_jepa.formats import KINDS, MANIFEST, SUPPORTED_BUNDLE_VERSIONS, bundle_methods, get_format
 
 
 class BundleError(ValueError):
@@ -37,7 +37,11 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     if manifest["bundle_format_version"] not in SUPPORTED_BUNDLE_VERSIONS:
         raise BundleError(f"{file}: bundle format version {manifest['bundle_format_version']} is not supported by "
                           f"this edge-jepa (supports {SUPPORTED_BUNDLE_VERSIONS}); upgrade edge-jepa")
-    absent = [m for m in METHODS if m not in manifest["methods"]]
+    kind = manifest.setdefault("kind", "window")
+    if kind not in KINDS:
+        raise BundleError(f"{file}: unknown model kind {kind!r} (this edge-jepa reads {', '.join(KINDS)}); "
+                          "upgrade edge-jepa")
+    absent = [m for m in bundle_methods(kind) if m not in manifest["methods"]]
     if absent:
         raise BundleError(f"{file}: methods {absent} missing")
     return manifest

@@ -33,7 +33,8 @@ class OnnxRunner(BundleRunner):
             self._sessions[name] = ort.InferenceSession(str(self.path / spec["file"]), sess_options=options,
                                                         providers=self._providers)
 
-    def _call(self, method: str, x: Tensor) -> Tensor:
+    def _execute(self, method: str, inputs: list[Tensor]) -> list[Tensor]:
         spec = self.methods[method]
-        feed = {spec["inputs"][0]["name"]: x.numpy()}
-        return torch.from_numpy(self._sessions[method].run([spec["outputs"][0]["name"]], feed)[0])
+        feed = {s["name"]: x.numpy() for s, x in zip(spec["inputs"], inputs, strict=True)}
+        outputs = self._sessions[method].run([s["name"] for s in spec["outputs"]], feed)
+        return [torch.from_numpy(y) for y in outputs]

@@ -181,6 +181,26 @@ class StreamLoop:
 
     # -- scoring and events (inference thread) ---------------------------------------------------------
 
+    def _step_frames(self, window: list[CapturedFrame]):
+        """The end frame's result from a frame-causal bundle's stream step: the window's frames not yet stepped go
+        through it in order; if frames were skipped since the last step (a dropped frame, a new segment), the
+        cache restarts from the window's first frame, so each prediction sees only consecutive frames."""
+        pushed = getattr(self, "_stepped_index", None)
+        new = [i for i, f in enumerate(window) if pushed is None or f.index > pushed]
+        if not new or new[0] == 0 or window[new[0] - 1].index != pushed:
+            self.scorer.reset()
+            new = list(range(len(window)))
+        result = None
+        for i in new:
+            result = self.scorer.push_input(window[i].prep)
+        self._stepped_index = window[-1].index
+        if result is not None:
+            result.frame_index = window[-1].index  # the source's index (the scorer counts frames stepped)
+        else:
+            raise RuntimeError(f"the stream step gave no score for frame {window[-1].index} "
+                               f"({len(window)} frames in the window, {self.scorer.frames_per_window} needed)")
+        return result
+
     def score(self, window: list[CapturedFrame]) -> ScoredWindow:
         """Score one window, step the detector, record the events and counters; the ScoredWindow."""
         end = window[-1]
@@ -188,7 +208,9 @@ class StreamLoop:
         for f in window:
             if f.prep is None:
                 f.prep = frame_to_input(f.image, size, mode)
-        if self.causal:  # each frame through the encoder once, the predictor over the window's cached tokens
+        if self.causal and self.scorer.stepper is not None:  # a bundle's KV stream step, one call per frame
+            result = self._step_frames(window)
+        elif self.causal:  # each frame through the encoder once, the predictor over the window's cached tokens
             for f in window:
                 if f.tokens is None:
                     f.tokens = self.scorer.encode(f.prep)
