@@ -41,8 +41,12 @@ def stream_bundles(world, tmp_path_factory):
     return {(f, q): export_bundle(world, f, q, out=root / f"{f}-{q}", fps=FPS) for f, q in STREAM_BUNDLES}
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("op_set", ["fused", "xnnpack"])
-def test_the_stream_step_graph_equals_the_eager_kv_step_through_warm_up_and_a_sliding_cache(world, frames, op_set):
+def test_the_stream_step_graph_equals_the_eager_kv_step_through_warm_up_and_a_sliding_cache(world, frames, op_set,
+                                                                                             residual):
+    if residual:  # the residual predictor (world_pico_res's layout) adds this frame's normalized tokens
+        world = edge_jepa.create(WORLD_TINY.replace(predictor={"residual": True}), seed=0).eval()
     graph = stream_step_graph(world, FPS, op_set)
     inputs = list(graph.example_inputs())
     assert inputs[3].eq(CACHE_MASKED).all()  # the first step: every cache slot empty

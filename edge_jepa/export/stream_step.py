@@ -116,6 +116,8 @@ class StreamStepGraph(nn.Module):
             new_v.append(torch.cat([past_v[:, n:], v], dim=1).reshape(1, h, P, hd))
         hidden = p.norm(x)
         predicted = p.proj(hidden)  # [1, n, D]
+        if p.cfg.residual:  # the change from this frame's LayerNorm-ed tokens
+            predicted = predicted + _normalized(z)
         log_scale = p.log_scale(hidden).reshape(1, n)
         mask_out = torch.cat([cache_mask[n:], self.new_bias])
         return z, predicted, log_scale, torch.cat(new_k, dim=0), torch.cat(new_v, dim=0), mask_out
@@ -147,3 +149,11 @@ def stream_step_graph(model: FrameCausalJEPA, fps: float | None = None, op_set: 
         set_op_set(model, plain_attention=False, decomposed_layernorm=False)
     graph = StreamStepGraph(model, float(fps or model.config.clip.fps), plain=op_set == "xnnpack")
     return graph.eval().requires_grad_(False)
+
+
+def _normalized(z: Tensor, eps: float = 1e-5) -> Tensor:
+    """F.layer_norm(z, z.shape[-1:]) (no affine) with both means as 4-D means over dims (2, 3), XNNPACK's form."""
+    B, N, D = z.shape
+    z4 = z.reshape(B, N, D, 1)
+    zc = z4 - z4.mean(dim=(2, 3), keepdim=True)
+    return (zc * torch.rsqrt((zc * zc).mean(dim=(2, 3), keepdim=True) + eps)).reshape(B, N, D)
