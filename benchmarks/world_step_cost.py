@@ -52,7 +52,8 @@ def counted_gflops(fn) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--world", default=None, help="a trained frame-causal model dir (default: fresh world_pico)")
+    ap.add_argument("--world", default=None,
+                    help="a frame-causal model: its dir, or 'world' (the embedded one); default: fresh world_pico")
     ap.add_argument("--runs", type=int, default=150, help="timed runs of each step (interleaved)")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
