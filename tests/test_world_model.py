@@ -345,3 +345,24 @@ def test_a_residual_predictor_starts_as_the_copy_and_streams_like_the_plain_one(
         torch.testing.assert_close(kv.next[0], full[0, f], atol=2e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="residual predictor"):
         cfg.replace(kind="window", encoder={"tubelet_size": 1})
+
+
+def test_fit_trains_a_frame_causal_model_and_window_only_commands_say_so(world_model, tmp_path):
+    from edge_jepa.data.synthetic import render_long_video, write_mp4
+
+    model = str(tmp_path / "w")
+    world_model.save(model)
+    runner = CliRunner()
+    info = runner.invoke(app, ["info", model])
+    assert info.exit_code == 0 and "per stream update" in info.output and "frame-causal" in info.output
+    for args, message in ((["quantize-report", model], "measures window models"),
+                          (["distill", "--teacher", model, "--student", "vit_nano", "--out", str(tmp_path / "d"),
+                            "--steps", "1"], "takes window models"),
+                          (["bench", model, "--formats", "eager", "--runs", "1"], "through its bundle")):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
+    video = write_mp4(render_long_video(3, 2.0, WorldConfig(size=64, fps=30.0)).frames, tmp_path / "scene.mp4", 30.0)
+    res = runner.invoke(app, ["fit", "--source", str(video), "--out", str(tmp_path / "fit"), "--model", model,
+                              "--steps", "2", "--batch-size", "2"])
+    assert res.exit_code == 0, res.output
+    assert isinstance(edge_jepa.load(tmp_path / "fit"), FrameCausalJEPA)

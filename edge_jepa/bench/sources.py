@@ -24,6 +24,10 @@ def load_model(source: str) -> VJEPA2:
     import edge_jepa
 
     model = edge_jepa.create(source, seed=0) if is_geometry(source) else edge_jepa.load(source)
+    if model.config.kind != "window":
+        raise ValueError(f"{source}: a {model.config.kind} model ({model.config.name}); the bench times it through "
+                         f"its bundle: edge-jepa export {source} --format executorch --quant int8 --out BUNDLE, then "
+                         "edge-jepa bench BUNDLE (benchmarks/world_step_cost.py compares it with the window step)")
     return model.float().eval().requires_grad_(False)
 
 

@@ -125,6 +125,10 @@ def quantize_report(
         raise fail(f"unknown schemes {unknown}; choose from {', '.join(SCHEMES)}")
     try:
         model = load(source)
+        if model.config.kind != "window":
+            raise ValueError(f"{source}: a {model.config.kind} model ({model.config.name}); quantize-report measures "
+                             f"window models. Its int8 fidelity is what `edge-jepa export {source} --format "
+                             "executorch --quant int8` verifies and prints")
         runners = {str(p): Runner.open(p) for p in bundle or []}
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None

@@ -29,6 +29,12 @@ def info(
     """Size, parameter counts, token count and GFLOPs of a model on a clip."""
     model = load_or_exit(source)
     cfg = model.config
+    if cfg.kind == "frame_causal":
+        if frames or size:
+            raise fail(f"{source} is a frame-causal model: its frames are {cfg.clip.size} px and its window "
+                       f"{cfg.clip.frames} frames; drop --frames/--size")
+        console.print(_frame_causal_table(source, model))
+        return
     frames, size = frames or cfg.clip.frames, size or cfg.clip.size
     try:
         grid = model.token_grid(frames, size)
@@ -48,6 +54,25 @@ def info(
                   f"{flops.total / 1e9:.3f} (context encoder {flops.context_encoder / 1e9:.3f} + window "
                   f"encoder {flops.window_encoder / 1e9:.3f} + predictor {flops.predictor / 1e9:.3f})")
     console.print(table)
+
+
+def _frame_causal_table(source: str, model) -> Table:
+    cfg, e, p = model.config, model.config.encoder, model.config.predictor
+    gh, gw = model.token_grid()
+    flops = model.flops_per_update()
+    table = Table(title=f"{source}: {cfg.name} (frame-causal)", show_header=False)
+    table.add_row("encoder", f"{model.num_params('encoder') / 1e6:.2f} M params  ({e.width} wide, {e.depth} blocks, "
+                  f"{e.heads} heads, one frame at a time, patch {e.patch_size}x{e.patch_size})")
+    table.add_row("predictor", f"{model.num_params('predictor') / 1e6:.2f} M params  ({p.width} wide, {p.depth} "
+                  f"blocks, {p.heads} heads, block-causal over {cfg.clip.frames} frames"
+                  f"{', residual' if p.residual else ''})")
+    table.add_row("frames", f"{cfg.clip.size}x{cfg.clip.size} px, any rate (trained at {cfg.clip.fps:g} fps nominal); "
+                  f"each frame predicted from the {cfg.clip.frames - 1} before it")
+    table.add_row("tokens", f"{gh * gw} per frame  (grid {gh} x {gw})")
+    table.add_row("GFLOPs", f"per stream update: {flops['kv'] / 1e9:.3f} with the KV step (encoder "
+                  f"{flops['encoder'] / 1e9:.3f} + predictor {flops['predictor_kv'] / 1e9:.3f}), "
+                  f"{flops['rerun'] / 1e9:.3f} with the rerun step")
+    return table
 
 
 @app.command()

@@ -56,6 +56,9 @@ def distill(teacher: VJEPA2 | str | os.PathLike, student: VJEPA2 | ModelConfig |
 
     cfg = cfg or DistillConfig()
     teacher_model = teacher if isinstance(teacher, VJEPA2) else edge_jepa.load(teacher)
+    if teacher_model.config.kind != "window":
+        raise DistillError(f"teacher {teacher_model.config.name} is a {teacher_model.config.kind} model; distillation "
+                           "takes window models (teacher and student) so far")
     student_model = student if isinstance(student, VJEPA2) else edge_jepa.create(student_config(student), seed=cfg.seed)
     if isinstance(data, str):
         alignment = plan(teacher_model.config, student_model.config, teacher_size=cfg.teacher_size,

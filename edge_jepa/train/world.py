@@ -101,12 +101,12 @@ class MultiRateSource:
 class _Prefetch:
     """Renders batch `step + 1` in a background thread while the model trains on batch `step`."""
 
-    def __init__(self, source: MultiRateSource):
+    def __init__(self, source):
         self.source = source
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-jepa-data")
         self.pending: tuple[int, int, Future] | None = None
 
-    def get(self, step: int, batch_size: int) -> tuple[np.ndarray, float]:
+    def get(self, step: int, batch_size: int):
         if self.pending and self.pending[:2] == (step, batch_size):
             out = self.pending[2].result()
         else:
@@ -192,7 +192,7 @@ def _rollout_error(model: FrameCausalJEPA, z: torch.Tensor, targets: torch.Tenso
 class FrameCausalTrainer(Trainer):
     """The window trainer's loop, optimizer step, checkpoints and resume around the frame-causal objective."""
 
-    def __init__(self, model: FrameCausalJEPA, source: MultiRateSource, out_dir, cfg: PretrainConfig,
+    def __init__(self, model: FrameCausalJEPA, source, out_dir, cfg: PretrainConfig,
                  loss: WorldLoss | None = None, base_card: dict | None = None, ctx: DistContext | None = None):
         super().__init__(model, source, out_dir, cfg, base_card, ctx)  # type: ignore[arg-type]
         self.objective = loss or WorldLoss()
@@ -201,7 +201,8 @@ class FrameCausalTrainer(Trainer):
 
     def loss(self) -> torch.Tensor:
         cfg, clip_cfg = self.cfg, self.model.config.clip
-        frames, fps = self.prefetch.get(self.step, cfg.batch_size)
+        batch = self.prefetch.get(self.step, cfg.batch_size)  # (clips, fps), or clips at the model's rate (fit)
+        frames, fps = batch if isinstance(batch, tuple) else (batch, clip_cfg.fps)
         clip = clip_tensor(self.shard(frames), clip_cfg.size, clip_cfg.preprocess).to(self.ctx.device)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         loss, _ = world_loss(self.model, self.target, clip, fps, self.objective, gen)  # type: ignore[arg-type]
