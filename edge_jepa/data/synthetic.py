@@ -4,30 +4,7 @@ physics, violations, render, clips). Existing imports keep working:
     from edge_jepa.data.synthetic import WorldConfig, generate_clip, matched_pair
 """
 
-from edge_jepa.data.world import (
-    BACKGROUND_KINDS,
-    SHAPES,
-    VIOLATIONS,
-    SyntheticClip,
-    WorldConfig,
-    eval_set,
-    generate_clip,
-    iter_clips,
-    matched_pair,
-    render_long_video,
-    write_mp4,
-)
+from edge_jepa.data import world as _world
+from edge_jepa.data.world import *  # noqa: F403 - the same names, listed once: edge_jepa.data.world.__all__
 
-__all__ = [
-    "BACKGROUND_KINDS",
-    "SHAPES",
-    "VIOLATIONS",
-    "SyntheticClip",
-    "WorldConfig",
-    "eval_set",
-    "generate_clip",
-    "iter_clips",
-    "matched_pair",
-    "render_long_video",
-    "write_mp4",
-]
+__all__ = _world.__all__

@@ -167,7 +167,7 @@ def world_loss(model: FrameCausalJEPA, target_encoder: torch.nn.Module, clip: to
 def _change_weight(targets: torch.Tensor, floor: float | None) -> torch.Tensor:
     """[B, T-1, N] weights of the next-frame targets: their change from the previous frame, batch-normalised."""
     if floor is None:
-        return torch.ones(targets.shape[:1] + (targets.shape[1] - 1,) + targets.shape[2:3], device=targets.device)
+        return torch.ones_like(targets[:, 1:, :, 0])
     with torch.no_grad():
         change = (targets[:, 1:] - targets[:, :-1]).abs().mean(-1)  # [B, T-1, N]
         return change / change.mean().clamp(min=1e-6) + floor
