@@ -16,11 +16,15 @@ from edge_jepa.video import quiet_opencv
 
 
 def overlay_heatmap(frame: np.ndarray, heatmap: np.ndarray | None, *, vmax: float, alpha: float = 0.45,
-                    region: tuple[float, float, float, float] | None = None) -> np.ndarray:
-    """RGB frame with a per-patch surprise map ([H', W'], scaled by `vmax`) blended over it.
+                    region: tuple[float, float, float, float] | None = None, floor: float = 0.15,
+                    outline: np.ndarray | None = None) -> np.ndarray:
+    """RGB frame with a per-patch surprise map ([H', W'], scaled by `vmax`) over it, at the model's own resolution:
+    each token is one flat cell (no smoothing that would suggest a precision the model does not have), tinted
+    only where its level is at least `floor` of `vmax`.
 
     region: (x0, y0, x1, y1) as fractions of the frame that the map covers (default: the whole frame; see
     `model_view_region` for center-cropping models).
+    outline: a boolean [H', W'] token mask (e.g. the top tokens of an event) whose cells are outlined.
     """
     if heatmap is None or not np.isfinite(vmax) or vmax <= 0:
         return frame.copy()
@@ -28,13 +32,21 @@ def overlay_heatmap(frame: np.ndarray, heatmap: np.ndarray | None, *, vmax: floa
     x0, y0, x1, y1 = region or (0.0, 0.0, 1.0, 1.0)
     left, top = int(round(x0 * w)), int(round(y0 * h))
     right, bottom = max(int(round(x1 * w)), left + 1), max(int(round(y1 * h)), top + 1)
-    level = np.clip(heatmap / vmax, 0.0, 1.0)
-    level = cv2.resize(level.astype(np.float32), (right - left, bottom - top), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-    colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]  # RGB
-    weight = (alpha * level)[..., None]
+    level = np.nan_to_num(np.clip(heatmap / vmax, 0.0, 1.0), nan=0.0).astype(np.float32)
+    level[level < floor] = 0.0
+    size = (right - left, bottom - top)
+    cells = cv2.resize(level, size, interpolation=cv2.INTER_NEAREST)
     out = frame.copy()
     view = out[top:bottom, left:right]
-    view[:] = (view * (1 - weight) + colour * weight).astype(np.uint8)
+    if (level > 0).any():
+        colour = cv2.applyColorMap((cells * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]  # RGB
+        weight = (alpha * cells)[..., None]
+        view[:] = (view * (1 - weight) + colour * weight).astype(np.uint8)
+    if outline is not None and outline.any():
+        mask = cv2.resize(outline.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(view, contours, -1, (0, 0, 0), 4)
+        cv2.drawContours(view, contours, -1, (255, 255, 255), 2)
     return out
 
 
@@ -50,8 +62,9 @@ def model_view_region(height: int, width: int, size: int, mode: str) -> tuple[fl
 
 
 def score_strip(scores: Sequence[float], width: int, height: int = 60, *, threshold: float | None = None,
-                vmax: float | None = None, active: bool = False) -> np.ndarray:
-    """An RGB strip [height, width, 3] plotting the recent scores (right = now) with the threshold line."""
+                vmax: float | None = None, active: bool = False, low: float | None = None) -> np.ndarray:
+    """An RGB strip [height, width, 3] plotting the recent scores (right = now) with the threshold line (solid)
+    and the lower hysteresis level (dashed: an event lasts while the score stays above it)."""
     strip = np.full((height, width, 3), 24, np.uint8)
     vals = np.asarray(scores, float)[-width:]
     finite = vals[np.isfinite(vals)]
@@ -63,6 +76,9 @@ def score_strip(scores: Sequence[float], width: int, height: int = 60, *, thresh
 
     if threshold is not None and np.isfinite(threshold):
         cv2.line(strip, (0, y(threshold)), (width - 1, y(threshold)), (230, 200, 40), 1)
+    if low is not None and np.isfinite(low):
+        for x in range(0, width, 8):
+            cv2.line(strip, (x, y(low)), (min(x + 4, width - 1), y(low)), (170, 150, 60), 1)
     x0 = width - len(vals)
     pts = [(x0 + i, y(v)) for i, v in enumerate(vals) if np.isfinite(v)]
     if len(pts) > 1:
@@ -84,21 +100,24 @@ def put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.
 def annotate(frame: np.ndarray, *, heatmap: np.ndarray | None, vmax: float, history: Sequence[float],
              threshold: float | None, label: str, active: bool = False, min_width: int = 320,
              max_width: int | None = None, status: str | None = None,
-             region: tuple[float, float, float, float] | None = None) -> np.ndarray:
-    """Frame (scaled to [min_width, max_width]) + heatmap + label on top (+ status line at the bottom) +
-    score strip below. RGB out. `region`: where the heatmap lies (see `overlay_heatmap`)."""
+             region: tuple[float, float, float, float] | None = None, low: float | None = None,
+             outline: np.ndarray | None = None) -> np.ndarray:
+    """Frame (scaled to [min_width, max_width]) + heatmap + label on top (one line per line of `label`) (+ status
+    line at the bottom) + score strip below with the threshold and the lower level `low`. RGB out. `region`: where
+    the heatmap lies; `outline`: token mask to outline (see `overlay_heatmap`)."""
     h, w = frame.shape[:2]
     if w < min_width:
         frame = cv2.resize(frame, (min_width, int(round(h * min_width / w))), interpolation=cv2.INTER_NEAREST)
     elif max_width is not None and w > max_width:
         frame = cv2.resize(frame, (max_width, int(round(h * max_width / w))), interpolation=cv2.INTER_AREA)
-    img = overlay_heatmap(frame, heatmap, vmax=vmax, region=region)
+    img = overlay_heatmap(frame, heatmap, vmax=vmax, region=region, outline=outline)
     if active:
         cv2.rectangle(img, (1, 1), (img.shape[1] - 2, img.shape[0] - 2), (255, 40, 40), 3)
-    put_text(img, label, (6, 16))
+    for i, line in enumerate(label.splitlines()):
+        put_text(img, line, (6, 16 + 16 * i))
     if status:
         put_text(img, status, (6, img.shape[0] - 8), scale=0.4, colour=(200, 230, 255))
-    strip = score_strip(history, img.shape[1], threshold=threshold, active=active)
+    strip = score_strip(history, img.shape[1], threshold=threshold, active=active, low=low)
     return np.concatenate([img, strip], axis=0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import warnings
 from pathlib import Path
 
 import typer
@@ -45,6 +46,9 @@ def watch_command(
                                        help="minimum event duration, seconds [0]"),
     clips: bool = typer.Option(True, "--clips/--no-clips", help="write clips/event_0001.mp4, ... around each event"),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: torch's)"),
+    notify: str = typer.Option(None, "--notify", metavar="URL",
+                               help="webhook: POST each event record as JSON to this http(s) URL (own thread, "
+                                    "retried with backoff, never blocks capture; deliveries counted in summary.json)"),
 ) -> None:
     """Watch a camera, file, URL or image folder for surprise; log events (and clips) as they happen.
 
@@ -53,7 +57,14 @@ def watch_command(
     """
     from edge_jepa.checkpoints import CheckpointError
     from edge_jepa.stream import EventDetector, SourceError, watch
+    from edge_jepa.stream.notify import check_url
     from edge_jepa.stream.watcher import source_for
+
+    if notify is not None:
+        try:
+            check_url(notify)
+        except ValueError as e:
+            raise fail(f"{e}; see --help") from None
 
     if threads is not None:
         import torch
@@ -75,10 +86,11 @@ def watch_command(
         out = DEFAULT_HEADLESS_OUT
 
     def on_event(ev) -> None:
-        where = f" at x={ev.peak_xy[0]:.2f} y={ev.peak_xy[1]:.2f}" if ev.peak_xy else ""
-        clip = f" -> {ev.clip}" if ev.clip else ""
-        console.print(f"[bold red]event {ev.id}[/] {ev.start_s:8.2f}-{ev.end_s:.2f} s  peak {ev.peak_score:.3f} "
-                      f"at {ev.peak_s:.2f} s{where}{clip}", highlight=False, soft_wrap=True)
+        where = f" box {list(ev.region)}" if ev.region else ""
+        files = ", ".join(f for f in (ev.clip, ev.thumbnail) if f)
+        console.print(f"[bold red]event {ev.id}[/] {ev.start_s:8.2f}-{ev.end_s:.2f} s  {ev.describe()} "
+                      f"(peak at {ev.peak_s:.2f} s){where}{f' -> {files}' if files else ''}", highlight=False,
+                      soft_wrap=True)
 
     try:
         src = source_for(source, runner, headless=headless, realtime=realtime, fps=fps)
@@ -91,7 +103,7 @@ def watch_command(
                       f"{'' if headless else ' - keys: q quit, space pause, r recalibrate'}", highlight=False,
                       soft_wrap=True)
         summary = watch(src, model=runner, headless=headless, out=out, detector=detector,
-                        max_seconds=seconds, clips=clips, on_event=on_event)
+                        max_seconds=seconds, clips=clips, on_event=on_event, notify=notify)
     except (SourceError, RuntimeError, FloatingPointError) as e:
         src.close()
         raise fail(str(e)) from None
@@ -100,6 +112,12 @@ def watch_command(
     console.print(stats_table(summary))
     for name, path in summary.outputs.items():
         console.print(f"{name}: {path}", highlight=False)
+    sent = summary.notify
+    if sent and (sent["failed"] or sent["dropped"] or sent["unsent"]):
+        warnings.warn(f"--notify {sent['url']}: {sent['failed'] + sent['dropped'] + sent['unsent']} of "
+                      f"{len(summary.events)} event(s) not delivered ({sent['failed']} failed, {sent['dropped']} "
+                      f"dropped, {sent['unsent']} unsent; last error: {sent['last_error']})", RuntimeWarning,
+                      stacklevel=1)
     if summary.stopped_by == "interrupt":  # Ctrl-C (or SIGTERM): the outputs are complete, the exit says why
         raise typer.Exit(130)
 
@@ -114,12 +132,20 @@ def stats_table(summary) -> Table:
     rows = [
         ("source time", f"{s.source_s:.1f} s ({s.frames_captured} frames, {s.frames_skipped} skipped late)"),
         ("capture / score / render", f"{s.capture_fps:.1f} / {s.update_fps:.1f} / {s.render_fps:.1f} per s"),
-        ("windows scored / dropped", f"{s.windows_scored} / {s.windows_dropped}"),
-        ("frame-to-score latency p50 / p90", f"{s.latency_ms['p50']:.0f} / {s.latency_ms['p90']:.0f} ms"),
+        ("windows eligible / scored / dropped", f"{s.windows_eligible} / {s.windows_scored} / {s.windows_dropped}"),
+        ("frame-to-score latency p50 / p90", f"{s.latency_ms['p50']:.0f} / {s.latency_ms['p90']:.0f} ms")
+        if s.realtime else ("frame-to-score latency", "n/a (every window: capture waits for scoring)"),
+        ("scoring time per window p50 / p90", f"{s.process_ms['p50']:.0f} / {s.process_ms['p90']:.0f} ms"),
         ("reopens / resolution changes", f"{s.reopens} / {s.resolution_changes}"),
         ("threshold (baseline + k spread)", f"{summary.calibration['threshold']}"),
         ("events", f"{len(summary.events)}"),
     ]
+    if summary.notify:
+        n = summary.notify
+        rows.append(("webhook sent / failed / dropped / unsent",
+                     f"{n['sent']} / {n['failed']} / {n['dropped']} / {n['unsent']}"))
+    if summary.run_id:
+        rows.append(("run id", summary.run_id))
     for name, value in rows:
         table.add_row(name, value)
     return table

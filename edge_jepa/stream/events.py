@@ -44,18 +44,68 @@ class Event:
     closed_by: str = "score"  # "score", "timeout" (> max_event_s), "recalibrate", "end" (of stream), "shutdown"
     clip: str | None = None  # the event's clip, relative to the output folder
     wall_time: str | None = None  # ISO 8601 start time on the wall clock (live sources)
+    low: float | None = None  # the lower (hysteresis) level when the event started
+    spread: float | None = None  # the robust spread when the event started
+    region: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) source pixels: the top tokens at the peak
+    frame_size: tuple[int, int] | None = None  # (width, height) of the source frame at the peak
+    thumbnail: str | None = None  # the peak frame with the region drawn, relative to the output folder
+    run_id: str | None = None  # the run that raised it (one id per watch run)
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
+    @property
+    def margin(self) -> float:
+        """How far the peak rose over the threshold (score units)."""
+        return self.peak_score - self.threshold
+
+    @property
+    def margin_ratio(self) -> float:
+        """peak / threshold (2.0: the peak was twice the threshold); NaN for a threshold <= 0."""
+        return self.peak_score / self.threshold if self.threshold > 0 else math.nan
+
+    @property
+    def margin_spreads(self) -> float:
+        """The margin in robust spreads of the normal scores (NaN when the spread is unknown)."""
+        return self.margin / self.spread if self.spread else math.nan
+
+    def where(self) -> str | None:
+        """Where in the frame, in words ("top-left", "center", ...): from the region, else the peak patch."""
+        if self.region is not None and self.frame_size is not None:
+            x0, y0, x1, y1 = self.region
+            x, y = (x0 + x1) / 2 / self.frame_size[0], (y0 + y1) / 2 / self.frame_size[1]
+        elif self.peak_xy is not None:
+            x, y = self.peak_xy
+        else:
+            return None
+        row = ("top", "", "bottom")[min(int(y * 3), 2)]
+        col = ("left", "", "right")[min(int(x * 3), 2)]
+        return "-".join(p for p in (row, col) if p) or "center"
+
+    def describe(self) -> str:
+        """One line for a person: "surprise 0.310 (2.1x threshold 0.148) at top-left, 1.4 s"."""
+        ratio = f"{self.margin_ratio:.1f}x threshold {self.threshold:.3f}" if math.isfinite(self.margin_ratio) \
+            else f"threshold {self.threshold:.3f}"
+        where = self.where()
+        return (f"surprise {self.peak_score:.3f} ({ratio})" + (f" at {where}" if where else "")
+                + (f", {self.duration_s:.1f} s" if self.duration_s >= 1 else f", {self.duration_s:.2f} s"))
+
     def to_json(self) -> dict:
         d = asdict(self)
         d["duration_s"] = round(self.duration_s, 4)
-        for key in ("start_s", "end_s", "peak_s", "peak_score", "threshold", "baseline"):
-            d[key] = round(float(d[key]), 6)
+        for key in ("start_s", "end_s", "peak_s", "peak_score", "threshold", "baseline", "low", "spread"):
+            if d[key] is not None:
+                d[key] = round(float(d[key]), 6)
         if self.peak_xy is not None:
             d["peak_xy"] = [round(float(v), 4) for v in self.peak_xy]
+        for key in ("region", "frame_size"):
+            if d[key] is not None:
+                d[key] = [int(v) for v in d[key]]
+        d["margin"] = round(self.margin, 6)
+        d["margin_ratio"] = round(self.margin_ratio, 4) if math.isfinite(self.margin_ratio) else None
+        d["margin_spreads"] = round(self.margin_spreads, 3) if math.isfinite(self.margin_spreads) else None
+        d["description"] = self.describe()
         return d
 
 
@@ -133,6 +183,11 @@ class EventDetector:
     @property
     def low(self) -> float:
         return math.nan if self.state == CALIBRATING else self.baseline + self.k_low * self.spread
+
+    @property
+    def open_event(self) -> Event | None:
+        """The event in progress (None outside an event)."""
+        return self._event if self.state == EVENT else None
 
     def _add_normal(self, s: _Sample) -> None:
         self._history.append((s.t, s.score))
@@ -221,6 +276,7 @@ class EventDetector:
             return None
         ev = Event(id=self.next_id, start_s=first.t, end_s=last.t, peak_s=first.t, peak_score=-math.inf,
                    peak_frame=first.frame, threshold=self.threshold, baseline=self.baseline)
+        ev.low, ev.spread = self.low, self.spread
         self.next_id += 1
         for c in self._candidate:
             if c.score > ev.peak_score:

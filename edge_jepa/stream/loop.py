@@ -26,6 +26,7 @@ from edge_jepa.models.world import FrameCausalJEPA
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.capture import Capture
 from edge_jepa.stream.events import Event, EventDetector
+from edge_jepa.stream.evidence import PeakTracker
 from edge_jepa.stream.policy import EveryWindowPolicy, RealtimePolicy
 from edge_jepa.stream.ring import CapturedFrame, FrameRing
 from edge_jepa.stream.sources import Source
@@ -79,6 +80,7 @@ class StreamLoop:
         self.recent = self.counters.recent  # (t, score, threshold) of the newest windows
         self.capture = Capture(source, self.ring, self.counters, self.max_gap_s, self.stop_event)
         self.policy = RealtimePolicy(self) if self.realtime else EveryWindowPolicy(self, queue_size)
+        self.peaks = PeakTracker(self.scorer.size, self.scorer.mode, lambda: self.detector.heat_baseline)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
@@ -204,6 +206,7 @@ class StreamLoop:
     def score(self, window: list[CapturedFrame]) -> ScoredWindow:
         """Score one window, step the detector, record the events and counters; the ScoredWindow."""
         end = window[-1]
+        began = time.monotonic()
         size, mode = self.scorer.size, self.scorer.mode
         for f in window:
             if f.prep is None:
@@ -224,7 +227,10 @@ class StreamLoop:
             if ended is not None:
                 self._event_ended(ended)
         step = self.detector.update(end.t, result.score, frame_index=end.index, heatmap=result.heatmap)
+        self.peaks.observe(end.index, result.score, end.image, result.heatmap, step.state, step.started,
+                           self.detector.open_event)
         now = time.monotonic()
+        self.counters.on_process(now - began)
         scored = ScoredWindow(end.t, end.index, result, step, now - end.wall)
         self.counters.on_score(end.t, result.score, step.threshold, step.active, scored.latency_s, now)
         if step.started is not None:
@@ -246,7 +252,8 @@ class StreamLoop:
     def _event_ended(self, event: Event) -> None:
         self._set_wall_time(event)
         if self.on_event is not None:
-            self.on_event(event)
+            self.on_event(event)  # it may take the peak frame: self.peaks.image(event.id)
+        self.peaks.forget(event.id)
         with self._lock:
             self._events.append(("ended", event))
 
@@ -321,10 +328,11 @@ class StreamLoop:
             wall_s=time.monotonic() - self._t_start if self._t_start else 0.0,
             source_s=c.source_seconds(),
             frames_captured=c.captured, frames_skipped=int(self.source.skipped),
-            windows_eligible=self.ring.eligible, windows_scored=c.scored, windows_dropped=c.dropped,
+            windows_eligible=self.policy.eligible, windows_scored=c.scored, windows_dropped=c.dropped,
             frames_rendered=c.rendered, render_drops=c.render_drops,
             capture_fps=capture_fps, update_fps=update_fps, render_fps=render_fps,
-            latency_ms=c.latency_ms(), reopens=int(getattr(self.source, "reopens", 0)),
+            latency_ms=c.latency_ms(self.realtime), process_ms=c.process_ms(),
+            reopens=int(getattr(self.source, "reopens", 0)),
             losses=int(getattr(self.source, "losses", 0)),
             segments=max(self.segments, 1 if c.captured else 0), resolution_changes=self.resolution_changes,
             ring_peak_frames=self.ring.peak_frames, queue_peak=self.policy.queue_peak,

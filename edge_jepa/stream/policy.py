@@ -66,6 +66,11 @@ class RealtimePolicy:
         self.loop = loop
         self._last_rendered = -1
 
+    @property
+    def eligible(self) -> int:
+        """Windows that could have been scored: captured frames that end a full window."""
+        return self.loop.ring.eligible
+
     def infer(self) -> None:
         loop, ring = self.loop, self.loop.ring
         last_index, last_seq = -1, None
@@ -115,6 +120,7 @@ class EveryWindowPolicy:
     def __init__(self, loop: StreamLoop, queue_size: int):
         self.loop = loop
         self.channel = Channel(queue_size)
+        self.eligible = 0  # ticks of the model's clock with a full window (frames of a slower source repeat)
 
     @property
     def queue_peak(self) -> int:
@@ -147,6 +153,7 @@ class EveryWindowPolicy:
         if k >= T - 1:
             window = ring.window([t0 + (k - T + 1 + j) * step for j in range(T)])
             if window is not None:
+                self.eligible += 1
                 scored = loop.score(window)
         self.channel.put(StreamUpdate(tick, end, scored, *loop.drain_events()), loop.stop_event)
         ring.release(t0 + (k + 2 - T) * step)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_jepa.stream.events import Event
+from edge_jepa.stream.events import CANDIDATE, EVENT, Event
+from edge_jepa.stream.evidence import top_tokens
 from edge_jepa.stream.loop import StreamLoop, StreamUpdate
 from edge_jepa.viz import VideoWriter, annotate, model_view_region
 
@@ -24,8 +25,10 @@ def clip_name(event_id: int) -> str:
 
 class Renderer:
     """Annotated frames for a StreamLoop: the heatmap of *excess* surprise (each patch's error above that
-    patch's running normal) where it is, the label (time, score, threshold, state), a status line (capture,
-    update and render rates, frame-to-score latency, drops) and the scrolling score line with the threshold.
+    patch's running normal) where it is, one cell per token, with the top tokens outlined while a candidate or an
+    event is open (the same tokens as the event's region); the label (time, score, threshold and lower level,
+    state); a status line (capture, update and render rates, frame-to-score latency, drops) and the scrolling
+    score line with the threshold (solid) and the lower hysteresis level (dashed).
     """
 
     def __init__(self, loop: StreamLoop, *, min_width: int = 320, max_width: int = 960, history: int = 400):
@@ -79,22 +82,37 @@ class Renderer:
         self._status_at = now
         return self._status
 
-    def draw(self, update: StreamUpdate, *, paused: bool = False) -> np.ndarray:
+    @staticmethod
+    def label(update: StreamUpdate) -> str:
+        """The label: time, score, levels and state, consistent with each other: an event whose score fell under
+        the threshold but not under the lower level says that it is held (second line)."""
         s = update.scored
         if s is None:
-            label = f"{update.t:7.1f}s  waiting for a full window"
-        elif s.step.calibrating:
-            label = f"{update.t:7.1f}s  surprise {s.result.score:.3f}  CALIBRATING"
-        else:
-            state = "EVENT" if s.step.active else s.step.state
-            label = f"{update.t:7.1f}s  surprise {s.result.score:.3f}  thr {s.step.threshold:.3f}  {state}"
+            return f"{update.t:7.1f}s  waiting for a full window"
+        score, step = s.result.score, s.step
+        if step.calibrating:
+            return f"{update.t:7.1f}s  surprise {score:.3f}  CALIBRATING"
+        head = f"{update.t:7.1f}s  surprise {score:.3f}  thr {step.threshold:.3f}"
+        if not step.active:
+            return f"{head}  {step.state}"
+        if score > step.threshold:
+            return f"{head}  EVENT"
+        if score > step.low:
+            return f"{head}\nEVENT (holding above low {step.low:.3f})"
+        return f"{head}\nEVENT (ending: under low {step.low:.3f})"
+
+    def draw(self, update: StreamUpdate, *, paused: bool = False) -> np.ndarray:
+        s = update.scored
+        label = self.label(update)
         if paused:
             label += "  [PAUSED]"
         heat, vmax = self.heat(update)
+        outline = top_tokens(heat) if heat is not None and s.step.state in (CANDIDATE, EVENT) else None
         recent = list(self.loop.recent)[-self.history:]
-        threshold = s.step.threshold if s is not None and not s.step.calibrating else None
+        calibrated = s is not None and not s.step.calibrating
         return annotate(update.frame.image, heatmap=heat, vmax=vmax, history=[v for _, v, _ in recent],
-                        threshold=threshold, label=label, active=bool(s and s.step.active),
+                        threshold=s.step.threshold if calibrated else None, low=s.step.low if calibrated else None,
+                        label=label, active=bool(s and s.step.active), outline=outline,
                         min_width=self.min_width, max_width=self.max_width, status=self.status(),
                         region=self.region(update.frame.image))
 

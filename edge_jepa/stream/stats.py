@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,7 +20,8 @@ class StreamStats:
     source_s: float  # source time covered
     frames_captured: int
     frames_skipped: int  # skipped by the source: late in real-time pacing, or unreadable
-    windows_eligible: int  # captured frames that ended a full window
+    windows_eligible: int  # windows the policy could score: real time, captured frames ending a full window;
+    #                        every window, the model's ticks with a full window (so always >= windows_scored)
     windows_scored: int
     windows_dropped: int  # stale when inference got to them (real time only)
     frames_rendered: int
@@ -28,16 +29,25 @@ class StreamStats:
     capture_fps: float
     update_fps: float  # scored windows per second of wall time
     render_fps: float
-    latency_ms: dict[str, float]  # frame-to-score latency: p50, p90, p99, max
+    latency_ms: dict[str, float]  # frame-to-score latency: p50, p90, p99, max (real time only; else NaN: an
+    #                               every-window run holds capture back, so the time since capture means nothing)
     reopens: int
     losses: int
     segments: int
     resolution_changes: int
     ring_peak_frames: int
     queue_peak: int
+    process_ms: dict[str, float] = field(default_factory=dict)  # scoring time per window: p50, p90, p99, max
 
     def to_json(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def _percentiles_ms(seconds) -> dict[str, float]:
+    ms = np.asarray(seconds, float) * 1000.0
+    pct = {f"p{q}": float(np.percentile(ms, q)) if len(ms) else math.nan for q in (50, 90, 99)}
+    pct["max"] = float(ms.max()) if len(ms) else math.nan
+    return pct
 
 
 def rate(count: int, first: float | None, last: float | None) -> float:
@@ -57,6 +67,8 @@ class LoopCounters:
         self.t_last: float | None = None
         self._latencies = np.zeros(latency_slots)  # a fixed ring: the newest latencies (s), memory flat
         self._n_latencies = 0
+        self._process = np.zeros(latency_slots)  # the same ring for the scoring time of each window (s)
+        self._n_process = 0
         self.recent: deque[tuple[float, float, float]] = deque(maxlen=1024)  # (t, score, threshold)
         self._trace = {k: array("d") for k in ("t", "score", "threshold", "active")}
 
@@ -88,12 +100,19 @@ class LoopCounters:
     def trace(self) -> dict[str, np.ndarray]:
         return {k: np.frombuffer(v, dtype=np.float64).copy() for k, v in self._trace.items()}
 
-    def latency_ms(self) -> dict[str, float]:
-        """p50, p90, p99 and max of the frame-to-score latency (NaN before the first score)."""
-        lat = self._latencies[: min(self._n_latencies, len(self._latencies))] * 1000.0
-        pct = {f"p{q}": float(np.percentile(lat, q)) if len(lat) else math.nan for q in (50, 90, 99)}
-        pct["max"] = float(lat.max()) if len(lat) else math.nan
-        return pct
+    def on_process(self, seconds: float) -> None:
+        """The time one window took to score (preprocessing, model, detector)."""
+        self._process[self._n_process % len(self._process)] = seconds
+        self._n_process += 1
+
+    def latency_ms(self, applies: bool = True) -> dict[str, float]:
+        """p50, p90, p99 and max of the frame-to-score latency (NaN before the first score, or when it does not
+        apply: an every-window run, whose capture waits for inference)."""
+        return _percentiles_ms(self._latencies[: min(self._n_latencies, len(self._latencies))] if applies else [])
+
+    def process_ms(self) -> dict[str, float]:
+        """p50, p90, p99 and max of the scoring time per window (NaN before the first score)."""
+        return _percentiles_ms(self._process[: min(self._n_process, len(self._process))])
 
     def source_seconds(self) -> float:
         return (self.t_last - self.t_first) if self.t_first is not None else 0.0

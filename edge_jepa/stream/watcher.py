@@ -4,15 +4,22 @@ Outputs in `out` (when given):
     events.jsonl        one JSON object per event, appended + fsynced as each event ends (with clips: once its
                         clip is complete, so that a line never names an unfinished clip)
     clips/event_0001.mp4, ...  the annotated frames around each event (pre- and post-roll)
+    thumbs/event_0001.jpg, ... the source frame at each event's peak, its region boxed (written before its line)
     annotated.mp4       headless: every frame annotated, at the model's fps
     timeline.png        headless: score, threshold, calibration and events over time
-    summary.json        rates, drops, latency, calibration, events, outputs
+    summary.json        run id, rates, drops, latency, calibration, events, webhook deliveries, outputs
+
+Every events.jsonl line and summary.json carry the run's id (one per call of `watch`): a log that several runs
+append to stays readable. `notify`: a webhook URL that gets each event record as a JSON POST (see
+edge_jepa.stream.notify; it never blocks the stream, its failures are counted in the summary).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -28,7 +35,9 @@ from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.outputs import OutputError, OutputLock, clean_leftovers
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.events import CALIBRATING, Event, EventDetector, EventLog
+from edge_jepa.stream.evidence import PeakTracker, thumbnail_name, write_thumbnail
 from edge_jepa.stream.loop import StreamLoop, StreamUpdate
+from edge_jepa.stream.notify import Notifier
 from edge_jepa.stream.render import ClipRecorder, Renderer, clip_name
 from edge_jepa.stream.sources import Source, open_source
 from edge_jepa.stream.stats import StreamStats
@@ -54,13 +63,21 @@ class WatchSummary:
     interrupted: bool = False  # stopped by the user (q, Ctrl-C) before the source ended
     stopped_by: str = "end"  # "end" (of the source), "quit" (q/Esc), "max_seconds", "interrupt" (Ctrl-C)
     warnings: list[str] = field(default_factory=list)  # the source could not be fully judged (see _source_warnings)
+    run_id: str | None = None  # this run's id, on each of its events.jsonl lines
+    notify: dict | None = None  # webhook deliveries (see NotifyStats): sent, failed, dropped, unsent, last_error
 
     def to_json(self) -> dict:
-        return {"source": self.source, "model": self.model, "backend": self.backend, "realtime": self.realtime,
+        return {"run_id": self.run_id, "source": self.source, "model": self.model, "backend": self.backend,
+                "realtime": self.realtime,
                 "headless": self.headless, "interrupted": self.interrupted, "stopped_by": self.stopped_by,
                 "warnings": self.warnings, "stats": self.stats.to_json(),
                 "calibration": self.calibration, "events": [e.to_json() for e in self.events],
-                "outputs": self.outputs}
+                "notify": self.notify, "outputs": self.outputs}
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time and does not collide: 20261207T130239Z-3f9a1c."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def _check_display() -> None:
@@ -83,7 +100,8 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
           clips: bool = True, clip_pre_s: float = 2.0, clip_post_s: float = 2.0,
           on_event: Callable[[Event], None] | None = None,
           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None = None,
-          window: str = "edge-jepa watch") -> WatchSummary:
+          window: str = "edge-jepa watch", notify: str | Notifier | None = None,
+          run_id: str | None = None) -> WatchSummary:
     """Watch a source for surprise until it ends, the user quits (q/Esc, Ctrl-C) or `max_seconds` of source
     time have passed; returns the summary (outputs are complete even after Ctrl-C).
 
@@ -94,15 +112,24 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
     on_event: called once each event is logged: when it ends, or with clips when its clip is complete (an
               events.jsonl line only ever points at a finished clip); on_update: called with each update and
               its rendered frame (None when nothing is drawn).
+    notify: a webhook URL (or a Notifier) that gets each logged event record as a JSON POST, from its own
+            thread (never blocking the stream; the deliveries are counted in the summary).
+    run_id: this run's id on every event and in the summary (default: new_run_id()).
     out: one run at a time (a second one gets OutputError); leftovers of a killed run are removed first.
     Output write failures (a full disk) remove what was half-written and raise OSError.
     Keys in the window: q/Esc quit, space/p pause, r recalibrate.
     """
     out_dir = Path(out) if out is not None else None
-    with claim_output_folder(out_dir, "watch"):
-        return _watch(source, model=model, headless=headless, out_dir=out_dir, realtime=realtime, detector=detector,
-                      fps=fps, max_seconds=max_seconds, clips=clips, clip_pre_s=clip_pre_s,
-                      clip_post_s=clip_post_s, on_event=on_event, on_update=on_update, window=window)
+    notifier = Notifier(notify) if isinstance(notify, str) else notify  # a bad URL fails before any work
+    try:
+        with claim_output_folder(out_dir, "watch"):
+            return _watch(source, model=model, headless=headless, out_dir=out_dir, realtime=realtime,
+                          detector=detector, fps=fps, max_seconds=max_seconds, clips=clips, clip_pre_s=clip_pre_s,
+                          clip_post_s=clip_post_s, on_event=on_event, on_update=on_update, window=window,
+                          notifier=notifier, run_id=run_id or new_run_id())
+    finally:
+        if notifier is not None:
+            notifier.close(0.0)  # after a failure (else already closed): stop its thread
 
 
 @contextlib.contextmanager
@@ -115,7 +142,7 @@ def claim_output_folder(out_dir: Path | None, command: str) -> Iterator[None]:
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a folder; --out needs a folder (new or of an earlier run)")
     with OutputLock(out_dir, command):
-        for folder in (out_dir, out_dir / "clips"):
+        for folder in (out_dir, out_dir / "clips", out_dir / "thumbs"):
             clean_leftovers(folder, partials=True)
         yield
 
@@ -123,15 +150,17 @@ def claim_output_folder(out_dir: Path | None, command: str) -> Iterator[None]:
 def _watch(source, *, model, headless: bool, out_dir: Path | None, realtime: bool | None,
            detector: EventDetector | None, fps: float | None, max_seconds: float | None, clips: bool,
            clip_pre_s: float, clip_post_s: float, on_event: Callable[[Event], None] | None,
-           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None, window: str) -> WatchSummary:
+           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None, window: str,
+           notifier: Notifier | None, run_id: str) -> WatchSummary:
     scorer = as_scorer(model)  # a window model's (through its Runner) or a frame-causal model's
     src = _open(source, scorer, headless, realtime, fps)
     log = EventLog(out_dir / "events.jsonl") if out_dir is not None else None
     detector = detector or EventDetector()
     if log is not None:
         detector.next_id = max(detector.next_id, log.next_id)
-    events = _EventSink(out_dir, clips, log, on_event)
+    events = _EventSink(out_dir, clips, log, on_event, notifier, run_id)
     loop = StreamLoop(scorer, src, detector=detector, on_event=events, keep_trace=headless)
+    events.peaks = loop.peaks
     sinks = _Sinks(Renderer(loop),
                    ClipRecorder(out_dir, loop.fps, pre_s=clip_pre_s, post_s=clip_post_s)
                    if out_dir is not None and clips else None,
@@ -150,7 +179,8 @@ def _watch(source, *, model, headless: bool, out_dir: Path | None, realtime: boo
         raise write_failure
     with _second_interrupt_ignored():
         summary = _summarize(src, loop, detector, out_dir, sinks, headless, stopped_by,
-                             checked=stopped_by == "end" and failure is None)
+                             checked=stopped_by == "end" and failure is None, run_id=run_id,
+                             notify=None if events.notify_stats is None else events.notify_stats.to_json())
     src.close()
     if failure is not None:
         raise failure
@@ -181,18 +211,29 @@ def _open(source: str | int | os.PathLike | np.ndarray | Source, scorer, headles
 
 
 class _EventSink:
-    """What happens as each event ends (called in the inference thread): name its clip, log it, tell the caller.
-    With clips, an event waits until the recorder has closed its clip (`commit_finished`, in the caller's thread),
-    so that a logged line never names a clip still being written; a clip that could not be kept is logged as
-    null."""
+    """What happens as each event ends (called in the inference thread): stamp the run id, write its thumbnail,
+    name its clip, log it, queue it for the webhook, tell the caller. With clips, an event waits until the
+    recorder has closed its clip (`commit_finished`, in the caller's thread), so that a logged line never names a
+    clip still being written; a clip that could not be kept is logged as null."""
 
     def __init__(self, out_dir: Path | None, clips: bool, log: EventLog | None,
-                 on_event: Callable[[Event], None] | None):
+                 on_event: Callable[[Event], None] | None, notifier: Notifier | None = None,
+                 run_id: str | None = None):
         self.out_dir, self.clips, self.log, self.on_event = out_dir, out_dir is not None and clips, log, on_event
+        self.notifier, self.run_id = notifier, run_id
+        self.notify_stats = None  # set when the notifier is closed
+        self.peaks: PeakTracker | None = None  # the loop's: the frame at each event's peak
         self._waiting: dict[int, Event] = {}
         self._lock = threading.Lock()
 
     def __call__(self, ev: Event) -> None:
+        ev.run_id = self.run_id
+        image = self.peaks.image(ev.id) if self.peaks is not None else None
+        if self.out_dir is not None and image is not None:
+            ev.thumbnail = thumbnail_name(ev.id)
+            ratio = f" ({ev.margin_ratio:.1f}x thr)" if ev.threshold > 0 else ""
+            write_thumbnail(self.out_dir / ev.thumbnail, image, ev.region,
+                            label=f"event {ev.id}  {ev.peak_score:.3f}{ratio}  {ev.peak_s:.1f} s")
         if self.clips:
             ev.clip = clip_name(ev.id)
             with self._lock:
@@ -214,8 +255,15 @@ class _EventSink:
     def _commit(self, ev: Event) -> None:
         if self.log is not None:
             self.log.append(ev)
+        if self.notifier is not None:
+            self.notifier.send(ev.to_json())
         if self.on_event is not None:
             self.on_event(ev)
+
+    def close_notifier(self) -> None:
+        """Give the webhook its grace period for the events still queued; keep its counts."""
+        if self.notifier is not None:
+            self.notify_stats = self.notifier.close()
 
 
 def _consume(loop: StreamLoop, sinks: _Sinks, events: _EventSink,
@@ -270,6 +318,7 @@ def _shut_down(loop: StreamLoop, sinks: _Sinks, events: _EventSink, log: EventLo
                 writer.abort()
     with contextlib.suppress(OSError):
         events.commit_finished(sinks.recorder, final=True)
+    events.close_notifier()
     if log is not None:
         log.close()
     if sinks.display is not None:
@@ -278,7 +327,8 @@ def _shut_down(loop: StreamLoop, sinks: _Sinks, events: _EventSink, log: EventLo
 
 
 def _summarize(src: Source, loop: StreamLoop, detector: EventDetector, out_dir: Path | None,
-               sinks: _Sinks, headless: bool, stopped_by: str, checked: bool) -> WatchSummary:
+               sinks: _Sinks, headless: bool, stopped_by: str, checked: bool, run_id: str | None = None,
+               notify: dict | None = None) -> WatchSummary:
     """The summary, the closing outputs (annotated video, timeline) and summary.json (strict JSON)."""
     try:
         outputs = _finish_outputs(loop, out_dir, sinks.video, sinks.recorder, headless, src)
@@ -288,7 +338,7 @@ def _summarize(src: Source, loop: StreamLoop, detector: EventDetector, out_dir: 
         raise
     summary = WatchSummary(src.name, loop.scorer.config.name, loop.scorer.backend, loop.realtime,
                            headless, loop.stats(), list(detector.events), _calibration(detector), outputs,
-                           stopped_by != "end", stopped_by)
+                           stopped_by != "end", stopped_by, run_id=run_id, notify=notify)
     if checked:
         summary.warnings = _source_warnings(summary.stats, loop, src)
     if out_dir is not None:
@@ -385,6 +435,8 @@ def _finish_outputs(loop: StreamLoop, out_dir: Path | None, video: VideoWriter |
     outputs["events"] = str(out_dir / "events.jsonl")
     if recorder is not None:
         outputs["clips"] = str(out_dir / "clips")
+    if (out_dir / "thumbs").is_dir():
+        outputs["thumbnails"] = str(out_dir / "thumbs")
     if video is not None and (path := video.close()) is not None:
         outputs["video"] = str(path)
     if headless:
