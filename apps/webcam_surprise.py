@@ -33,7 +33,7 @@ def main() -> None:
 
     def on_event(event: Event) -> None:  # runs as each event ends; the line is on disk when it returns
         log.append(event)
-        print(f"event {event.id}: {event.start_s:.1f}-{event.end_s:.1f} s, peak {event.peak_score:.3f}")
+        print(f"event {event.id}: {event.start_s:.1f}-{event.end_s:.1f} s, {event.describe()}, box {event.region}")
 
     detector = EventDetector(warmup_s=args.warmup, first_id=log.next_id)
     loop = StreamLoop(args.model, source, detector=detector, on_event=on_event, keep_trace=False)

@@ -175,7 +175,9 @@ def test_watch_command(model, video, tmp_path):
     res = runner.invoke(app, ["watch", str(video), "--model", str(model_dir), "--headless", "--out", str(out),
                               "--k", "8"])
     assert res.exit_code == 0, res.output
-    assert "windows scored / dropped" in res.output and f"{30 - unscored(model)} / 0" in res.output
+    n = 30 - unscored(model)
+    assert "windows eligible / scored / dropped" in res.output and f"{n} / {n} / 0" in res.output
+    assert "n/a (every window" in res.output and "scoring time per window" in res.output  # no offline latency
     assert json.loads((out / "summary.json").read_text())["calibration"]["k"] == 8.0
     # a 1 s video ends inside the 5 s calibration: said on one plain line, not as a Python warning
     assert "warning: " in res.output and "inside the detector's 5 s calibration" in res.output

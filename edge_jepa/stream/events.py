@@ -85,8 +85,9 @@ class Event:
 
     def describe(self) -> str:
         """One line for a person: "surprise 0.310 (2.1x threshold 0.148) at top-left, 1.4 s"."""
-        ratio = f"{self.margin_ratio:.1f}x threshold {self.threshold:.3f}" if math.isfinite(self.margin_ratio) \
-            else f"threshold {self.threshold:.3f}"
+        r = self.margin_ratio
+        ratio = f"{r:.2f}x" if r < 1.1 else f"{r:.1f}x"  # a bare crossing reads 1.01x, not 1.0x
+        ratio = f"{ratio} threshold {self.threshold:.3f}" if math.isfinite(r) else f"threshold {self.threshold:.3f}"
         where = self.where()
         return (f"surprise {self.peak_score:.3f} ({ratio})" + (f" at {where}" if where else "")
                 + (f", {self.duration_s:.1f} s" if self.duration_s >= 1 else f", {self.duration_s:.2f} s"))

@@ -103,14 +103,15 @@ def write_thumbnail(path: str | os.PathLike, image: np.ndarray, region: tuple[in
 class PeakTracker:
     """Follows the detector as the stream loop scores (inference thread): at each new peak of the open event,
     sets the event's region (source pixels) and frame size and keeps a reference to the peak frame (no copy) for
-    the thumbnail; the frames of a candidate (not yet an event) are kept until it resolves.
+    the thumbnail. While a candidate (not yet an event) lasts, only its highest window is kept (memory: one frame,
+    whatever `min_duration_s`).
 
     baseline: returns the detector's per-token normal (or None), subtracted from each heatmap.
     """
 
     def __init__(self, size: int, mode: str, baseline: Callable[[], np.ndarray | None]):
         self.size, self.mode, self.baseline = size, mode, baseline
-        self._candidates: list[tuple[int, float, np.ndarray, np.ndarray]] = []  # (frame index, score, image, heat)
+        self._best: tuple[int, float, np.ndarray, np.ndarray | None] | None = None  # a candidate's highest window
         self._images: dict[int, np.ndarray] = {}  # event id -> its peak frame
         self._peak: dict[int, float] = {}  # event id -> the peak score already recorded
 
@@ -120,16 +121,15 @@ class PeakTracker:
         progress, if any), `state` (the detector's state)."""
         sample = (frame_index, score, image, heatmap)
         if state == "candidate":
-            self._candidates.append(sample)
+            if self._best is None or score > self._best[1]:  # the detector's peak: the first highest score
+                self._best = sample
             return
         ev = started or open_event
+        best, self._best = self._best, None
         if ev is None:
-            self._candidates.clear()
             return
         if started is not None:
-            pool = [*self._candidates, sample]
-            self._candidates = []
-            peak = next((c for c in reversed(pool) if c[0] == ev.peak_frame and c[1] == ev.peak_score), sample)
+            peak = best if best is not None and best[1] >= score else sample
         elif self._peak.get(ev.id) != ev.peak_score:
             peak = sample  # the peak rose with this window
         else:
