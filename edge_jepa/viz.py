@@ -124,8 +124,9 @@ def annotate(frame: np.ndarray, *, heatmap: np.ndarray | None, vmax: float, hist
 def plot_timeline(path: str | os.PathLike, times: np.ndarray, scores: np.ndarray, *,
                   threshold: np.ndarray | float | None = None, events: Sequence[tuple[float, float]] = (),
                   truth: Sequence[tuple[float, str]] = (), title: str = "surprise",
-                  calibration: tuple[float, float] | None = None) -> Path:
-    """PNG: surprise over time, threshold, detected events shaded, true violations as labelled lines.
+                  calibration: tuple[float, float] | None = None, low: np.ndarray | float | None = None) -> Path:
+    """PNG: surprise over time, threshold (and the lower hysteresis level `low`, dotted), detected events
+    shaded, true violations as labelled lines.
 
     calibration: a (start, end) time span shaded grey as the detector's warm-up.
     """
@@ -139,6 +140,9 @@ def plot_timeline(path: str | os.PathLike, times: np.ndarray, scores: np.ndarray
     if threshold is not None:
         thr = np.broadcast_to(np.asarray(threshold, float), np.shape(times))
         ax.plot(times, thr, lw=1, ls="--", color="#d4a017", label="threshold")
+    if low is not None:
+        ax.plot(times, np.broadcast_to(np.asarray(low, float), np.shape(times)), lw=1, ls=":", color="#a08a3c",
+                label="lower level (an event holds above it)")
     if calibration is not None:
         ax.axvspan(*calibration, color="#888888", alpha=0.2, label="calibration")
     for i, (start, end) in enumerate(events):

@@ -232,7 +232,7 @@ class StreamLoop:
         now = time.monotonic()
         self.counters.on_process(now - began)
         scored = ScoredWindow(end.t, end.index, result, step, now - end.wall)
-        self.counters.on_score(end.t, result.score, step.threshold, step.active, scored.latency_s, now)
+        self.counters.on_score(end.t, result.score, step.threshold, step.active, scored.latency_s, now, low=step.low)
         if step.started is not None:
             self._set_wall_time(step.started)
             with self._lock:
@@ -317,7 +317,7 @@ class StreamLoop:
         return self._errors[0] if self._errors else None
 
     def trace(self) -> dict[str, np.ndarray]:
-        """Every scored window so far: arrays t, score, threshold (NaN while calibrating), active (0/1)."""
+        """Every scored window so far: arrays t, score, threshold and low (NaN while calibrating), active (0/1)."""
         return self.counters.trace()
 
     def stats(self) -> StreamStats:

@@ -70,7 +70,7 @@ class LoopCounters:
         self._process = np.zeros(latency_slots)  # the same ring for the scoring time of each window (s)
         self._n_process = 0
         self.recent: deque[tuple[float, float, float]] = deque(maxlen=1024)  # (t, score, threshold)
-        self._trace = {k: array("d") for k in ("t", "score", "threshold", "active")}
+        self._trace = {k: array("d") for k in ("t", "score", "threshold", "active", "low")}
 
     def on_capture(self, t: float, now: float) -> None:
         self.captured, self.cap_last = self.captured + 1, now
@@ -79,14 +79,15 @@ class LoopCounters:
         self.t_last = t
 
     def on_score(self, t: float, score: float, threshold: float, active: bool, latency_s: float,
-                 now: float) -> None:
+                 now: float, low: float = math.nan) -> None:
         self._latencies[self._n_latencies % len(self._latencies)] = latency_s
         self._n_latencies += 1
         self.scored, self.inf_last = self.scored + 1, now
         self.inf_first = self.inf_first or now
         self.recent.append((t, score, threshold))
         if self.keep_trace:
-            for key, value in (("t", t), ("score", score), ("threshold", threshold), ("active", float(active))):
+            for key, value in (("t", t), ("score", score), ("threshold", threshold), ("active", float(active)),
+                               ("low", low)):
                 self._trace[key].append(value)
 
     def on_render(self, now: float) -> None:

@@ -444,7 +444,7 @@ def _finish_outputs(loop: StreamLoop, out_dir: Path | None, video: VideoWriter |
         det = loop.detector
         calibrating = np.isnan(tr["threshold"])
         calib = (float(tr["t"][0]), float(tr["t"][calibrating][-1])) if calibrating.any() else None
-        plot_timeline(out_dir / "timeline.png", tr["t"], tr["score"], threshold=tr["threshold"],
+        plot_timeline(out_dir / "timeline.png", tr["t"], tr["score"], threshold=tr["threshold"], low=tr["low"],
                       events=[(e.start_s, e.end_s) for e in det.events], calibration=calib,
                       title=f"surprise of {loop.scorer.config.name} on {Path(str(src.name)).name}")
         outputs["timeline"] = str(out_dir / "timeline.png")
