@@ -231,7 +231,7 @@ class _EventSink:
         image = self.peaks.image(ev.id) if self.peaks is not None else None
         if self.out_dir is not None and image is not None:
             ev.thumbnail = thumbnail_name(ev.id)
-            ratio = f" ({ev.margin_ratio:.1f}x thr)" if ev.threshold > 0 else ""
+            ratio = f" ({ev.margin_ratio:.2f}x thr)" if ev.threshold > 0 else ""
             write_thumbnail(self.out_dir / ev.thumbnail, image, ev.region,
                             label=f"event {ev.id}  {ev.peak_score:.3f}{ratio}  {ev.peak_s:.1f} s")
         if self.clips:
