@@ -443,6 +443,40 @@ def test_watch_short_source_writes_strict_json_with_nulls(tmp_path, model_dir):
     assert summary["stats"]["latency_ms"]["p50"] is None and summary["warnings"]
 
 
+def test_watch_notify_posts_each_event_record_to_the_webhook(tmp_path, model_dir, video):
+    """--notify with a real local HTTP server: one POST per event, equal to its events.jsonl line (run id
+    included); the table counts the deliveries. (Failing and hanging hooks: tests/test_stream_evidence.py.)"""
+    import http.server
+    import threading
+
+    bodies: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:  # a low bar (k = 1) so that the tiny random model raises events on the teleport scene
+        result = _watch(model_dir, video, tmp_path / "out", "--warmup", "1", "--k", "1", "--k-low", "0.5",
+                        "--notify", f"http://127.0.0.1:{server.server_address[1]}/hook")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    records = EventLog.read(tmp_path / "out" / "events.jsonl")
+    assert records and sorted(bodies, key=lambda b: b["id"]) == records
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert {r["run_id"] for r in records} == {summary["run_id"]} and summary["notify"]["sent"] == len(records)
+    assert re.search(rf"webhook sent / failed / dropped /.*{len(records)} / 0 / 0 / 0", result.output, re.S)
+    assert "not delivered" not in result.output
+
+
 def test_watch_names_the_size_changes_of_an_image_folder(tmp_path, model_dir):
     folder = tmp_path / "imgs"
     folder.mkdir()
