@@ -59,6 +59,7 @@ class StreamLoop:
         self.source = source
         self.realtime = bool(source.realtime)
         self.detector = detector or EventDetector()
+        self._use_model_prior()
         self.on_event = on_event
         self.fps = float(self.scorer.fps)
         self.frames_per_window = self.scorer.frames_per_window
@@ -89,6 +90,24 @@ class StreamLoop:
         self._t_start: float | None = None
         self._last_frame: CapturedFrame | None = None
         self._last_t = math.nan
+
+    def _use_model_prior(self) -> None:
+        """Give the detector the model's surprise prior (edge_jepa.stream.prior) so it judges from the first
+        window; a model without one gets a one-line warning that its first seconds calibrate."""
+        from edge_jepa.stream.prior import prior_for
+
+        det = self.detector
+        if det.prior is not None or not det.use_prior:
+            return
+        prior = prior_for(self.scorer)
+        if prior is not None:
+            det.set_prior(prior)
+        elif det.warmup_s > 0:
+            warnings.warn(
+                f"{self.scorer.config.name} carries no surprise prior for {self.scorer.fps:g} fps: the first "
+                f"{det.warmup_s:g} s of scores calibrate the detector (what stands out in them is reported when they "
+                "end, flagged 'warmup'); store one with `python -m edge_jepa.stream.prior MODEL_DIR`",
+                RuntimeWarning, stacklevel=3)
 
     # -- control ---------------------------------------------------------------------------------------
 
@@ -233,6 +252,11 @@ class StreamLoop:
                 self._events.append(("started", step.started))
         if step.ended is not None:
             self._event_ended(step.ended)
+        for ev in step.flagged:  # found in the warm-up, in hindsight: started and ended at once
+            self._set_wall_time(ev)
+            with self._lock:
+                self._events.append(("started", ev))
+            self._event_ended(ev)
         with self._lock:
             self._latest = scored
         return scored

@@ -74,7 +74,9 @@ def _calibration(det: EventDetector) -> dict:
             "max_event_s": det.max_event_s, "state": det.state,
             "baseline": None if np.isnan(det.baseline) else round(det.baseline, 6),
             "spread": None if np.isnan(det.spread) else round(det.spread, 6),
-            "threshold": None if np.isnan(det.threshold) else round(det.threshold, 6)}
+            "threshold": None if np.isnan(det.threshold) else round(det.threshold, 6),
+            "learn_k": det.learn_k, "max_growth": det.max_growth,
+            "prior": det.prior.to_json() if det.prior is not None else None}
 
 
 def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runner | VJEPA2 | str = "default",
