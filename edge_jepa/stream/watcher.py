@@ -71,11 +71,11 @@ def _check_display() -> None:
 def _calibration(det: EventDetector) -> dict:
     return {"warmup_s": det.warmup_s, "k": det.k, "k_low": det.k_low, "min_duration_s": det.min_duration_s,
             "gap_s": det.gap_s, "history_s": det.history_s, "min_spread": det.min_spread,
-            "max_event_s": det.max_event_s, "state": det.state,
+            "max_event_s": det.max_event_s, "state": det.state, "warming": det.warming,
             "baseline": None if np.isnan(det.baseline) else round(det.baseline, 6),
             "spread": None if np.isnan(det.spread) else round(det.spread, 6),
             "threshold": None if np.isnan(det.threshold) else round(det.threshold, 6),
-            "learn_k": det.learn_k, "max_growth": det.max_growth,
+            "learn_k": det.learn_k, "max_rise": det.max_rise, "max_growth": det.max_growth,
             "prior": det.prior.to_json() if det.prior is not None else None}
 
 
