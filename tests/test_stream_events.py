@@ -195,19 +195,29 @@ def waving(seed: int = 3) -> np.ndarray:
 def test_continuous_activity_does_not_raise_the_threshold_and_the_next_event_is_caught():
     scores = waving()
     scores[450:455] = 0.40  # a real event 5 s after 30 s of waving
-    climbing = EventDetector(warmup_s=5.0, learn_k=6.0, max_rise=None)  # the rule before issue 19
-    creeping = EventDetector(warmup_s=5.0, max_rise=None)  # quiet scores only, but free to rise
-    quiet = EventDetector(warmup_s=5.0)  # the defaults: quiet scores only, rising <= 10 % a minute
-    old, creep, steps = feed(climbing, scores), feed(creeping, scores), feed(quiet, scores)
+    climbing = EventDetector(warmup_s=5.0, max_rise=None)  # free to rise: the rule before issue 19
+    creeping = EventDetector(warmup_s=5.0, learn_k=3.0, max_rise=None)  # learning only scores below the low line
+    slow = EventDetector(warmup_s=5.0)  # the defaults: statistics rise by at most 10 % a minute
+    old, creep, steps = feed(climbing, scores), feed(creeping, scores), feed(slow, scores)
     before = steps[95].threshold
     assert steps[399].threshold == pytest.approx(before, rel=0.06)  # flat through the waving
     assert old[399].threshold > 1.15 * before and creep[399].threshold > 1.15 * before  # the others climb
-    assert [e.start_s for e in quiet.events] == [pytest.approx(45.0)]
+    assert [e.start_s for e in slow.events] == [pytest.approx(45.0)]
     assert not any(e.start_s == pytest.approx(45.0) for e in climbing.events)  # missed, as the issue reports
 
 
+def test_the_statistics_still_follow_a_slow_drift_and_fall_at_once():
+    det = EventDetector(warmup_s=5.0)
+    feed(det, noise(100, level=0.30))
+    start = det.baseline
+    feed(det, noise(600, seed=1, level=0.30) + np.linspace(0, 0.02, 600), t0=10.0)  # +7 % in a minute
+    assert det.events == [] and det.baseline > start + 0.007  # the median of the last minute: mid-ramp
+    feed(det, noise(700, seed=2, level=0.20), t0=70.0)  # the scene calms down: no limit downwards
+    assert det.baseline == pytest.approx(0.20, abs=0.005)
+
+
 def test_growth_cap_relative_to_the_end_of_the_warmup():
-    det = EventDetector(warmup_s=5.0, learn_k=6.0, max_growth=1.2)
+    det = EventDetector(warmup_s=5.0, max_rise=None, max_growth=1.2)
     steps = feed(det, waving())
     assert steps[399].threshold <= 1.2 * steps[60].threshold + 1e-9
     with pytest.raises(ValueError, match="max_growth"):

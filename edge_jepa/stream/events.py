@@ -11,11 +11,15 @@ stands out from it:
   scores that stand out from the scene's statistics (and were not already an event) become events flagged
   `calibration="warmup"`, and are removed from the statistics, so nothing in the first seconds is absorbed
   silently;
-* running statistics over a sliding `history_s` of *quiet* scores: only scores below the baseline +
-  `learn_k` * spread (default: the lower hysteresis line) are learned, so neither events nor continuous
-  activity between the two lines (someone waving) raise the bar; baseline = median, spread =
-  max(1.4826 * MAD, min_spread * median) (the floor keeps a perfectly static scene from turning noise into events);
-  `max_growth` optionally caps the threshold at that many times its value when the warm-up ended;
+* running statistics over a sliding `history_s` of *normal* scores (event and candidate scores excluded, and any
+  above baseline + `learn_k` * spread; default learn_k = k): baseline = median, spread = max(1.4826 * MAD,
+  min_spread * median) (the floor keeps a perfectly static scene from turning noise into events);
+* a threshold that does not climb with activity: after the warm-up, baseline and spread rise by at most
+  `max_rise` (10 %) per minute (they fall freely), so continuous activity below the threshold (someone waving
+  for 30 s) cannot lift the bar over the next real event, while a slow drift of the scene is still followed;
+  `max_growth` optionally caps the threshold at that many times its value when the warm-up ended.
+  (Learning only scores below the lower line, learn_k = k_low, was measured too: on heavy-tailed scores it
+  ratchets the spread down and adds false events; benchmarks/stream_warmup.py, docs/stream-calibration.md);
 * hysteresis: a candidate starts when score > baseline + k * spread, and becomes an event once it has
   stayed above the lower level baseline + k_low * spread for `min_duration_s`; the event ends when the
   score has stayed below the lower level for `gap_s` (its end time is the last time above it);
@@ -133,7 +137,7 @@ class EventDetector:
         self.warmup_s, self.k, self.k_low = warmup_s, k, k_low
         self.min_duration_s, self.gap_s, self.history_s = min_duration_s, gap_s, history_s
         self.min_spread, self.max_event_s, self.min_samples = min_spread, max_event_s, min_samples
-        self.learn_k = k_low if learn_k is None else learn_k
+        self.learn_k = k if learn_k is None else learn_k
         self.max_growth, self.max_rise = max_growth, max_rise
         if robust not in ("median", "shorth"):
             raise ValueError(f"robust must be 'median' or 'shorth', got {robust!r}")
@@ -179,8 +183,8 @@ class EventDetector:
             self.recalibrate()
 
     def _learn(self, s: _Sample) -> None:
-        """Learn a normal score: quiet ones (below baseline + learn_k * spread) feed the statistics and the heat
-        baseline; during the warm-up every normal score is kept (the warm-up review sorts them out)."""
+        """Learn a normal score (below baseline + learn_k * spread) into the statistics and the heat baseline;
+        during the warm-up every normal score is kept (the warm-up review sorts them out)."""
         if not self.warming and s.score > self.baseline + self.learn_k * self.spread:
             return
         self._history.append((s.t, s.score))
