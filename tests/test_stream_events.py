@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_jepa.stream import Event, EventDetector, EventLog
+from edge_jepa.stream import Event, EventDetector, EventLog, detect_events
 from edge_jepa.stream.prior import SurprisePrior
 
 RATE = 10.0  # scores per second
@@ -234,3 +234,11 @@ def test_recalibrate_uses_the_prior_but_a_timeout_relearns_the_scene_alone():
     assert step.warming and step.threshold == pytest.approx(PRIOR.threshold(6.0))
     off = EventDetector(prior=PRIOR, use_prior=False)
     assert off.prior is None and off.update(0.0, 0.5).calibrating
+
+
+def test_a_stream_that_ends_inside_the_warmup_is_still_reviewed():
+    scores = noise(30)
+    scores[20:22] = 0.9  # 2 s into a 3 s stream, with a 5 s warm-up
+    events, thresholds = detect_events(np.arange(30) / RATE, scores, EventDetector(warmup_s=5.0))
+    (ev,) = events
+    assert ev.calibration == "warmup" and ev.start_s == pytest.approx(2.0) and np.isnan(thresholds).all()

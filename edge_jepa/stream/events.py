@@ -305,20 +305,7 @@ class EventDetector:
         self._stats = self._history_stats()
         if self.state == CALIBRATING:
             self.state = NORMAL
-        base, spread = self._stats
-        high, low = base + self.k * spread, base + self.k_low * spread
-        found: list[Event] = []
-        run: list[_Sample] = []
-        last_above = -math.inf
-        for s in warm + [None]:
-            if s is not None and not s.judged and (s.score > high or (run and s.score > low)):
-                run.append(s)
-                last_above = s.t
-                continue
-            if run and (s is None or s.judged or s.t - last_above >= self.gap_s - 1e-6):
-                if run[-1].t - run[0].t >= self.min_duration_s - 1e-6:
-                    found.append(self._warmup_event(run, high, base))
-                run = []
+        found = self._review(warm, *self._stats)
         if found:
             flagged = {(s.t, s.score) for ev in found for s in warm if ev.start_s <= s.t <= ev.end_s}
             self._history = deque(x for x in self._history if x not in flagged)
@@ -328,6 +315,33 @@ class EventDetector:
             self._cap = self.max_growth * max(self.baseline + self.k * self.spread,
                                               self.prior.threshold(self.k) if self.prior is not None else 0.0)
         return tuple(found)
+
+    def review_warmup(self) -> tuple[Event, ...]:
+        """At the end of a stream still inside its warm-up (no prior's threshold, or the prior's only): report what
+        stands out from the scene's statistics so far, flagged "warmup". The warm-up itself goes on."""
+        if not self.warming or len(self._history) < self.min_samples:
+            return ()
+        return tuple(self._review(self._warm, *self._history_stats()))
+
+    def _review(self, warm: list[_Sample], base: float, spread: float) -> list[Event]:
+        """Runs of warm-up scores not judged yet that pass the threshold of (base, spread) (hysteresis, gap_s,
+        min_duration_s as live) become events flagged "warmup"; their samples are marked judged."""
+        high, low = base + self.k * spread, base + self.k_low * spread
+        found: list[Event] = []
+        run: list[_Sample] = []
+        last_above = -math.inf
+        for s in [*warm, None]:
+            if s is not None and not s.judged and (s.score > high or (run and s.score > low)):
+                run.append(s)
+                last_above = s.t
+                continue
+            if run and (s is None or s.judged or s.t - last_above >= self.gap_s - 1e-6):
+                if run[-1].t - run[0].t >= self.min_duration_s - 1e-6:
+                    found.append(self._warmup_event(run, high, base))
+                    for r in run:
+                        r.judged = True
+                run = []
+        return found
 
     def _warmup_event(self, run: list[_Sample], threshold: float, baseline: float) -> Event:
         ev = Event(id=self.next_id, start_s=run[0].t, end_s=run[-1].t, peak_s=run[0].t, peak_score=-math.inf,
@@ -438,5 +452,6 @@ def detect_events(times: np.ndarray, scores: np.ndarray, detector: EventDetector
             step = detector.update(float(t), float(s), frame_index=i,
                                    heatmap=None if heatmaps is None else heatmaps[i])
             thresholds[i] = step.threshold
+    detector.review_warmup()
     detector.finish("end")
     return list(detector.events), thresholds

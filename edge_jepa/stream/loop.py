@@ -189,6 +189,8 @@ class StreamLoop:
             self.ring.close()
         finally:
             try:
+                for ev in self.detector.review_warmup():  # the stream ended inside the warm-up: nothing unjudged
+                    self._flagged(ev)
                 ended = self.detector.finish("shutdown" if self.stopping else "end")
                 if ended is not None:
                     self._event_ended(ended)
@@ -253,13 +255,16 @@ class StreamLoop:
         if step.ended is not None:
             self._event_ended(step.ended)
         for ev in step.flagged:  # found in the warm-up, in hindsight: started and ended at once
-            self._set_wall_time(ev)
-            with self._lock:
-                self._events.append(("started", ev))
-            self._event_ended(ev)
+            self._flagged(ev)
         with self._lock:
             self._latest = scored
         return scored
+
+    def _flagged(self, event: Event) -> None:
+        self._set_wall_time(event)
+        with self._lock:
+            self._events.append(("started", event))
+        self._event_ended(event)
 
     def _set_wall_time(self, event: Event) -> None:
         offset = self.capture.wall_offset

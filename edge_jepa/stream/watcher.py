@@ -27,7 +27,7 @@ from edge_jepa.io import atomic_file, strict_json
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.outputs import OutputError, OutputLock, clean_leftovers
 from edge_jepa.runtime.base import Runner
-from edge_jepa.stream.events import CALIBRATING, Event, EventDetector, EventLog
+from edge_jepa.stream.events import Event, EventDetector, EventLog
 from edge_jepa.stream.loop import StreamLoop, StreamUpdate
 from edge_jepa.stream.render import ClipRecorder, Renderer, clip_name
 from edge_jepa.stream.sources import Source, open_source
@@ -329,11 +329,13 @@ def _source_warnings(stats: StreamStats, loop: StreamLoop, src: Source) -> list[
         messages.append(
             f"{name}: the source ended after {stats.frames_captured} frame(s) ({stats.source_s:.2f} s), before one "
             f"window of the model ({window}): nothing was scored. Use a longer video")
-    elif det.state == CALIBRATING:
+    elif det.warming:
+        judged = "the model's prior and, in hindsight, these seconds" if det.prior is not None else \
+            "these seconds only, in hindsight"
         messages.append(
             f"{name}: the source ended after {stats.source_s:.1f} s, inside the detector's {det.warmup_s:g} s "
-            "calibration: surprise was scored but no event could be detected. Use a longer video or a shorter "
-            "--warmup")
+            f"calibration: its scores were judged against {judged}, never against the scene's settled statistics. "
+            "Use a longer video or a shorter --warmup")
     early = getattr(src, "ended_early", lambda: None)()
     if early:
         messages.append(early)
