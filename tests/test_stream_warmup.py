@@ -97,3 +97,26 @@ def test_prior_is_written_and_checked_against_the_weights(tiny_model_dir, tmp_pa
     weights.write_bytes(bytes(data))
     with pytest.warns(RuntimeWarning, match="measured with other weights"):
         assert read_prior(model_dir) is None
+
+
+def test_calibrate_command_stores_a_prior_and_watch_can_ignore_it(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from edge_jepa.cli import app
+
+    model_dir = tmp_path / "tiny"
+    shutil.copytree(tiny_model_dir, model_dir)
+    runner = CliRunner()
+    res = runner.invoke(app, ["calibrate", str(model_dir), "--scenes", "2", "--seconds", "2"])
+    assert res.exit_code == 0, res.output
+    assert "wrote the surprise prior" in res.output and read_prior(model_dir)["entries"][0]["scenes"] == 2
+    bad = runner.invoke(app, ["calibrate", str(tmp_path / "nowhere")])
+    assert bad.exit_code != 0 and "nowhere" in bad.output
+    video = write_camera_scene(tmp_path / "v.mp4", seconds=3.0, fps=10.0, size=(96, 64))
+    for flag, expected in (("--prior", True), ("--no-prior", False)):
+        out = tmp_path / flag
+        res = runner.invoke(app, ["watch", str(video), "--model", str(model_dir), "--headless", "--no-clips",
+                                  "--out", str(out), flag])
+        assert res.exit_code == 0, res.output
+        calibration = json.loads((out / "summary.json").read_text())["calibration"]
+        assert (calibration["prior"] is not None) == expected

@@ -106,7 +106,7 @@ class StreamLoop:
             warnings.warn(
                 f"{self.scorer.config.name} carries no surprise prior for {self.scorer.fps:g} fps: the first "
                 f"{det.warmup_s:g} s of scores calibrate the detector (what stands out in them is reported when they "
-                "end, flagged 'warmup'); store one with `python -m edge_jepa.stream.prior MODEL_DIR`",
+                "end, flagged 'warmup'); store one with `edge-jepa calibrate MODEL_DIR`",
                 RuntimeWarning, stacklevel=3)
 
     # -- control ---------------------------------------------------------------------------------------

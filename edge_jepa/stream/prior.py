@@ -17,7 +17,7 @@ The spread is pooled over all scenes, so it includes how much scenes differ from
 threshold of a scene the detector has not seen yet, wider than a scene's own. `prior_for(model)` picks the entry
 for the rate (and scoring) a stream is scored at; a record measured with other weights is ignored (warning).
 
-    python -m edge_jepa.stream.prior MODEL_DIR [--footage a.mp4 ...]   # compute and store (edge-jepa calibrate)
+    edge-jepa calibrate MODEL_DIR [--footage a.mp4 ...]   # compute and store (or python -m edge_jepa.stream.prior)
 """
 
 from __future__ import annotations
