@@ -15,6 +15,7 @@ from edge_jepa.io import atomic_file, strict_json
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.events import EventDetector, detect_events
+from edge_jepa.stream.prior import prior_for
 from edge_jepa.surprise import as_scorer, surprise_trace
 from edge_jepa.viz import VideoWriter, annotate, plot_timeline
 
@@ -88,7 +89,7 @@ def run_demo(model: VJEPA2 | Runner | str = "world", out_dir: str | os.PathLike 
         scores[r.frame_index] = r.score
         maps[r.frame_index] = r.heatmap
     times = np.arange(len(frames)) / fps
-    detector = EventDetector(warmup_s=DEMO_WARMUP_S)
+    detector = EventDetector(warmup_s=DEMO_WARMUP_S, prior=prior_for(scorer))  # as watch: the model's prior
     detected, thresholds = detect_events(times, scores, detector)
     events = [e.to_json() for e in detected]
     calibrated = np.isfinite(thresholds)
@@ -111,7 +112,8 @@ def run_demo(model: VJEPA2 | Runner | str = "world", out_dir: str | os.PathLike 
         "seconds": seconds, "fps": fps, "frames": len(frames), "seed": seed,
         "threshold": threshold,  # the live detector's last upper threshold (it adapts; NaN if never calibrated)
         "detector": {"warmup_s": detector.warmup_s, "k": detector.k, "k_low": detector.k_low,
-                     "min_duration_s": detector.min_duration_s},
+                     "min_duration_s": detector.min_duration_s,
+                     "prior": detector.prior.to_json() if detector.prior is not None else None},
         "baseline_median": float(np.nanmedian(scores)),
         "violations": per_violation,
         "detected": f"{matched}/{len(per_violation)}",

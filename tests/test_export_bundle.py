@@ -13,6 +13,7 @@ from edge_jepa.export import FORMATS, MIN_COSINE, PRECISIONS, ExportError, expor
 from edge_jepa.export.bundle import failing_op
 from edge_jepa.quantize import quantize
 from edge_jepa.runtime.base import Runner
+from edge_jepa.stream.prior import compute_prior, prior_for
 from tests.conftest import TINY
 
 
@@ -59,8 +60,11 @@ def test_failing_op_leaves_nothing_and_names_op_format_and_fix(odd_model, tmp_pa
 
 def test_failed_verification_keeps_the_previous_bundle(tmp_path):
     good = edge_jepa.create(TINY, seed=0).eval()
+    good.surprise_prior = compute_prior(good, seeds=(900,), seconds=2.0)  # as `edge_jepa.load` attaches it
     out = export_bundle(good, "onnx", out=tmp_path / "bundle", verify_clips=1)
     before = (out / "manifest.json").read_text()
+    assert json.loads(before)["surprise_prior"] == good.surprise_prior  # a bundle runner has the model's prior
+    assert prior_for(Runner.open(out)).baseline == good.surprise_prior["entries"][0]["baseline"]
     broken = edge_jepa.create(TINY, seed=0).eval()
     with torch.no_grad():
         broken.encoder.blocks[0].mlp.fc1.weight[0, 0] = float("nan")

@@ -17,6 +17,7 @@ from edge_jepa.formats import CACHE_MASKED, FORMATS, STREAM_INPUTS, STREAM_METHO
 from edge_jepa.models.world import TIME_UNIT
 from edge_jepa.runtime import Runner
 from edge_jepa.runtime.stream_step import StreamStepRunner
+from edge_jepa.stream.prior import compute_prior, prior_for
 from edge_jepa.surprise import FrameCausalScorer, SurpriseScorer, frame_to_input, surprise_scores
 from tests.test_world_model import WORLD_TINY
 
@@ -26,7 +27,9 @@ FPS = 15.0  # not the model's 30: the bundle's tables are built for the rate it 
 
 @pytest.fixture(scope="module")
 def world():
-    return edge_jepa.create(WORLD_TINY, seed=0).eval()
+    model = edge_jepa.create(WORLD_TINY, seed=0).eval()
+    model.surprise_prior = compute_prior(model, rates=[FPS], seeds=(900,), seconds=1.0)  # as `load` attaches it
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +79,8 @@ def test_a_frame_causal_bundle_names_its_stream_step_and_passed_verification(str
     assert [o["name"] for o in method["outputs"]] == list(STREAM_OUTPUTS)
     fid = manifest["fidelity"]
     assert fid["passed"] and fid["steps"] > 2 * 4  # longer than the window: the cache wrapped around
+    assert manifest["surprise_prior"]["entries"][0]["fps"] == FPS  # the model's prior, for the bundle's runners
+    assert prior_for(FrameCausalScorer(stream_bundles[fmt, quant])).fps == FPS
     assert fid["predicted"]["cosine"] >= fid["threshold"] and fid["tokens"]["cosine"] >= fid["threshold"]
     if fmt == "executorch":  # the whole stream step runs inside one XNNPACK delegate
         assert manifest["export"]["delegation"][STREAM_METHOD]["fully_delegated"]

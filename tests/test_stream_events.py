@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from edge_jepa.stream import Event, EventDetector, EventLog
+from edge_jepa.stream import Event, EventDetector, EventLog, detect_events
+from edge_jepa.stream.prior import SurprisePrior
 
 RATE = 10.0  # scores per second
 
@@ -23,13 +24,16 @@ def noise(n: int, seed: int = 0, level: float = 0.30, sd: float = 0.01) -> np.nd
     return level + sd * np.random.default_rng(seed).standard_normal(n)
 
 
-def test_no_events_during_calibration_and_on_plausible_noise():
+def test_no_events_on_plausible_noise_and_a_warmup_spike_is_flagged_not_absorbed():
     det = EventDetector(warmup_s=5.0)
     scores = noise(600)
-    scores[20] = 5.0  # a huge spike inside the warm-up is learned from, never reported
+    scores[20] = 5.0  # a huge spike inside the warm-up (no prior): reported when the warm-up ends
     steps = feed(det, scores)
     assert all(s.calibrating for s in steps[:50]) and not steps[60].calibrating
-    assert det.events == []
+    (ev,) = det.events
+    assert ev.calibration == "warmup" and ev.start_s == pytest.approx(2.0) and ev.peak_score == 5.0
+    assert steps[50].flagged == (ev,) and ev.threshold == pytest.approx(steps[50].threshold, rel=0.05)
+    assert max(v for _, v in det._history) < 1.0  # the spike left the statistics
     assert det.baseline == pytest.approx(0.30, abs=0.003)
     assert det.spread == pytest.approx(0.01, rel=0.25)
     assert det.threshold == pytest.approx(det.baseline + 6 * det.spread)
@@ -140,3 +144,101 @@ def test_event_log_appends_complete_lines_and_continues_numbering(tmp_path):
     records = EventLog.read(path)
     assert [r["id"] for r in records] == [1, 2]
     assert path.read_text().endswith("\n")
+
+
+# -- issue 19: no blind start, a threshold that does not climb with activity --------------------------------
+
+PRIOR = SurprisePrior(baseline=0.30, spread=0.015, fps=RATE, scoring=None, source="test")
+
+
+def test_a_prior_judges_from_the_first_score_then_the_scene_takes_over():
+    det = EventDetector(warmup_s=5.0, prior=PRIOR)
+    scores = noise(300)
+    scores[12:15] = 0.6  # 1.2 s into the stream: well above the prior's threshold (0.39)
+    steps = feed(det, scores)
+    assert not steps[0].calibrating and steps[0].threshold == pytest.approx(PRIOR.threshold(6.0))
+    assert steps[12].started is not None and steps[12].started.calibration == "prior"
+    assert all(s.warming for s in steps[:50]) and not steps[60].warming
+    (ev,) = det.events
+    assert ev.start_s == pytest.approx(1.2) and ev.end_s == pytest.approx(1.4)
+    assert det.spread == pytest.approx(0.01, rel=0.25)  # the scene's own statistics now, not the prior's
+    assert det.baseline == pytest.approx(0.30, abs=0.003)
+
+
+def test_warmup_outliers_below_the_prior_are_flagged_against_the_scene():
+    det = EventDetector(warmup_s=5.0, prior=SurprisePrior(0.30, 0.05, RATE, None, "too wide"))  # threshold 0.60
+    scores = noise(200)
+    scores[30:33] = 0.5  # a car at 3 s: below the prior's threshold, far above this quiet scene's
+    steps = feed(det, scores)
+    (ev,) = det.events
+    assert ev.calibration == "warmup" and ev.start_s == pytest.approx(3.0) and ev.end_s == pytest.approx(3.2)
+    assert [s.flagged for s in steps if s.flagged] == [(ev,)]
+
+
+def test_a_prior_far_below_the_scene_does_not_hold_the_detector_in_an_event():
+    det = EventDetector(warmup_s=5.0, prior=PRIOR)
+    steps = feed(det, noise(200, level=0.6))  # this scene sits above the prior's threshold from the start
+    assert det.events[0].calibration == "prior" and det.events[0].start_s == 0.0
+    assert det.events[0].closed_by == "score" and det.events[0].end_s < 6.0
+    assert steps[-1].state == "normal" and det.baseline == pytest.approx(0.6, abs=0.005)
+    assert len(det.events) == 1
+
+
+def waving(seed: int = 3) -> np.ndarray:
+    """60 s: 10 s quiet, 30 s of activity between the two lines (someone waving), 20 s quiet, at 10 scores/s."""
+    rng = np.random.default_rng(seed)
+    scores = noise(600, seed=seed)
+    scores[100:400] = 0.30 + rng.uniform(0.0, 0.05, 300)  # between baseline and the threshold (~0.36)
+    return scores
+
+
+def test_continuous_activity_does_not_raise_the_threshold_and_the_next_event_is_caught():
+    scores = waving()
+    scores[450:455] = 0.40  # a real event 5 s after 30 s of waving
+    climbing = EventDetector(warmup_s=5.0, max_rise=None)  # free to rise: the rule before issue 19
+    creeping = EventDetector(warmup_s=5.0, learn_k=3.0, max_rise=None)  # learning only scores below the low line
+    slow = EventDetector(warmup_s=5.0)  # the defaults: statistics rise by at most 10 % a minute
+    old, creep, steps = feed(climbing, scores), feed(creeping, scores), feed(slow, scores)
+    before = steps[95].threshold
+    assert steps[399].threshold == pytest.approx(before, rel=0.06)  # flat through the waving
+    assert old[399].threshold > 1.15 * before and creep[399].threshold > 1.15 * before  # the others climb
+    assert [e.start_s for e in slow.events] == [pytest.approx(45.0)]
+    assert not any(e.start_s == pytest.approx(45.0) for e in climbing.events)  # missed, as the issue reports
+
+
+def test_the_statistics_still_follow_a_slow_drift_and_fall_at_once():
+    det = EventDetector(warmup_s=5.0)
+    feed(det, noise(100, level=0.30))
+    start = det.baseline
+    feed(det, noise(600, seed=1, level=0.30) + np.linspace(0, 0.02, 600), t0=10.0)  # +7 % in a minute
+    assert det.events == [] and det.baseline > start + 0.007  # the median of the last minute: mid-ramp
+    feed(det, noise(700, seed=2, level=0.20), t0=70.0)  # the scene calms down: no limit downwards
+    assert det.baseline == pytest.approx(0.20, abs=0.005)
+
+
+def test_growth_cap_relative_to_the_end_of_the_warmup():
+    det = EventDetector(warmup_s=5.0, max_rise=None, max_growth=1.2)
+    steps = feed(det, waving())
+    assert steps[399].threshold <= 1.2 * steps[60].threshold + 1e-9
+    with pytest.raises(ValueError, match="max_growth"):
+        EventDetector(max_growth=0.5)
+
+
+def test_recalibrate_uses_the_prior_but_a_timeout_relearns_the_scene_alone():
+    det = EventDetector(warmup_s=2.0, max_event_s=3.0, prior=PRIOR)
+    feed(det, list(noise(30)) + [0.8] * 100)
+    assert [e.closed_by for e in det.events] == ["timeout"]  # the new level is not reported again
+    assert det.baseline == pytest.approx(0.8)
+    det.recalibrate()
+    step = det.update(20.0, 0.31)
+    assert step.warming and step.threshold == pytest.approx(PRIOR.threshold(6.0))
+    off = EventDetector(prior=PRIOR, use_prior=False)
+    assert off.prior is None and off.update(0.0, 0.5).calibrating
+
+
+def test_a_stream_that_ends_inside_the_warmup_is_still_reviewed():
+    scores = noise(30)
+    scores[20:22] = 0.9  # 2 s into a 3 s stream, with a 5 s warm-up
+    events, thresholds = detect_events(np.arange(30) / RATE, scores, EventDetector(warmup_s=5.0))
+    (ev,) = events
+    assert ev.calibration == "warmup" and ev.start_s == pytest.approx(2.0) and np.isnan(thresholds).all()

@@ -45,6 +45,8 @@ def watch_command(
     min_duration: float = typer.Option(None, "--min-duration", callback=non_negative,
                                        help="minimum event duration, seconds [0]"),
     clips: bool = typer.Option(True, "--clips/--no-clips", help="write clips/event_0001.mp4, ... around each event"),
+    prior: bool = typer.Option(True, "--prior/--no-prior",
+                               help="judge the first seconds against the model's surprise prior (when it has one)"),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: torch's)"),
     notify: str = typer.Option(None, "--notify", metavar="URL",
                                help="webhook: POST each event record as JSON to this http(s) URL (own thread, "
@@ -79,7 +81,7 @@ def watch_command(
     settings = {name: value for name, value in (("warmup_s", warmup), ("k", k), ("k_low", k_low),
                                                 ("min_duration_s", min_duration)) if value is not None}
     try:
-        detector = EventDetector(**settings)
+        detector = EventDetector(**settings, use_prior=prior)
     except ValueError as e:
         raise fail(str(e)) from None
     if out is None and headless:
@@ -149,3 +151,29 @@ def stats_table(summary) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+@app.command("calibrate")
+def calibrate_command(
+    model: str = typer.Argument(..., help="an edge-jepa model directory, or 'default' / 'world'"),
+    footage: list[Path] = typer.Option(None, "--footage", help="ordinary video of the scene (repeatable); default: "
+                                                                "the project's plausible synthetic scenes"),
+    scenes: int = typer.Option(12, "--scenes", min=1, help="synthetic scenes (without --footage)"),
+    seconds: float = typer.Option(20.0, "--seconds", callback=positive, help="length of each synthetic scene"),
+) -> None:
+    """Measure the model's surprise on ordinary footage and store it as the model's surprise prior (edge_jepa.json),
+    so that `watch` judges from the first window instead of calibrating blind."""
+    from edge_jepa.checkpoints import CheckpointError
+    from edge_jepa.stream.prior import SYNTHETIC_SEEDS, compute_prior, write_prior
+
+    seeds = tuple(SYNTHETIC_SEEDS[0] + i for i in range(scenes))
+    try:
+        record = compute_prior(model, footage=[str(p) for p in footage or ()], seeds=seeds, seconds=seconds,
+                               on_scene=lambda fps, i: console.print(f"  {fps:g} fps: scene {i + 1}", highlight=False))
+        path = write_prior(model, record)
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+        raise fail(str(e)) from None
+    for e in record["entries"]:
+        console.print(f"{e['fps']:g} fps: baseline {e['baseline']:.4f}, spread {e['spread']:.4f}, q99 "
+                      f"{e['quantiles']['0.99']:.4f} ({e['scores']} scores, {e['scenes']} scenes)", highlight=False)
+    console.print(f"wrote the surprise prior into {path}", highlight=False)

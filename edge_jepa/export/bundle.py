@@ -137,13 +137,17 @@ def export_bundle(model_or_source: VJEPA2 | str | os.PathLike, format: str, quan
     if missing:
         raise ExportError(missing)
     say = progress or (lambda message: None)
+    prior, own_clip = getattr(model, "surprise_prior", None), model.config.clip  # the model's own calibration
     model = clip_model(model, frames, size, context_frames)
+    prior = prior if model.config.clip == own_clip else None  # measured on the model's own clip only
     layout = ClipLayout.of(model)
     out = Path(out)
     with atomic_dir(out, what="bundle", force=force) as tmp:
         request = ExportRequest(model, layout, quant, tmp, fmt, calibration_clips, int8_activations, say)
         artifacts = fmt.resolve("exporter")(request)
         manifest = build_manifest(model, layout, fmt, quant, artifacts, source=_describe_source(model_or_source))
+        if isinstance(prior, dict):
+            manifest["surprise_prior"] = prior
         write_manifest(tmp, manifest)
         say("verifying on the runtime")
         manifest["fidelity"] = verify_bundle(tmp, model, fmt, quant, verify_clips)

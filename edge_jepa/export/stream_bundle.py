@@ -68,6 +68,8 @@ def export_stream_bundle(model: FrameCausalJEPA, fmt: Format, precision: str, ou
         request = StreamExportRequest(model, fps, precision, tmp, fmt, say)
         artifacts = fmt.resolve("stream_exporter")(request)
         manifest = stream_manifest(model, fps, fmt, precision, artifacts, source=source)
+        if isinstance(getattr(model, "surprise_prior", None), dict):  # the model's own calibration, for runners
+            manifest["surprise_prior"] = model.surprise_prior
         write_manifest(tmp, manifest)
         say("verifying on the runtime")
         manifest["fidelity"] = verify_stream_bundle(tmp, model, fmt, precision, fps, verify_streams)

@@ -1,17 +1,30 @@
-"""Surprise scores -> anomaly events: warm-up calibration, robust running statistics, hysteresis.
+"""Surprise scores -> anomaly events: a prior threshold from the first score, robust running statistics, hysteresis.
 
 `EventDetector` learns what the scene's surprise normally looks like and raises an event when the score
 stands out from it:
 
-* calibration: the first `warmup_s` seconds of scores (at least `min_samples`) only feed the statistics;
-* running statistics over a sliding `history_s` of *normal* scores (event and candidate scores excluded):
-  baseline = median, spread = max(1.4826 * MAD, min_spread * median) (the floor keeps a perfectly static
-  scene from turning noise into events);
+* from the first score: with a `prior` (the model's own calibration, `edge_jepa.stream.prior`, stored with the
+  model or bundle and filled in by `StreamLoop`), scores are judged against the prior's baseline and spread while
+  the scene's statistics gather (the first `warmup_s` seconds, at least `min_samples` scores); without one
+  (older models, released checkpoints) those seconds only calibrate (state "calibrating", no threshold);
+* when the warm-up ends, the scene's statistics take over, and the warm-up is reviewed in hindsight: its
+  scores that stand out from the scene's statistics (and were not already an event) become events flagged
+  `calibration="warmup"`, and are removed from the statistics, so nothing in the first seconds is absorbed
+  silently;
+* running statistics over a sliding `history_s` of *normal* scores (event and candidate scores excluded, and any
+  above baseline + `learn_k` * spread; default learn_k = k): baseline = median, spread = max(1.4826 * MAD,
+  min_spread * median) (the floor keeps a perfectly static scene from turning noise into events);
+* a threshold that does not climb with activity: after the warm-up, baseline and spread rise by at most
+  `max_rise` (10 %) per minute (they fall freely), so continuous activity below the threshold (someone waving
+  for 30 s) cannot lift the bar over the next real event, while a slow drift of the scene is still followed;
+  `max_growth` optionally caps the threshold at that many times its value when the warm-up ended.
+  (Learning only scores below the lower line, learn_k = k_low, was measured too: on heavy-tailed scores it
+  ratchets the spread down and adds false events; benchmarks/stream_warmup.py, docs/stream-calibration.md);
 * hysteresis: a candidate starts when score > baseline + k * spread, and becomes an event once it has
   stayed above the lower level baseline + k_low * spread for `min_duration_s`; the event ends when the
   score has stayed below the lower level for `gap_s` (its end time is the last time above it);
 * an event longer than `max_event_s` means the scene changed for good: it is closed and the detector
-  recalibrates on what follows.
+  recalibrates on what follows (on the scene alone: its level is known to be beyond the prior's).
 
 Times are source seconds (file timestamps, or the live clock), so the detector works at any update rate.
 """
@@ -26,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from edge_jepa.stream.prior import SurprisePrior
 
 CALIBRATING, NORMAL, CANDIDATE, EVENT = "calibrating", "normal", "candidate", "event"
 
@@ -50,6 +65,8 @@ class Event:
     frame_size: tuple[int, int] | None = None  # (width, height) of the source frame at the peak
     thumbnail: str | None = None  # the peak frame with the region drawn, relative to the output folder
     run_id: str | None = None  # the run that raised it (one id per watch run)
+    calibration: str = "scene"  # threshold from: "scene" statistics, the model's "prior" (warm-up), or "warmup"
+    #                             (found in hindsight when the warm-up ended, against the scene's statistics)
 
     @property
     def duration_s(self) -> float:
@@ -115,12 +132,14 @@ class DetectorStep:
     """The detector's state after one score."""
 
     state: str
-    threshold: float  # upper level (NaN while calibrating)
+    threshold: float  # upper level (NaN while calibrating without a prior)
     low: float  # lower (hysteresis) level
-    baseline: float  # running median
+    baseline: float  # running median (the prior's during a warm-up with a prior)
     spread: float  # robust standard deviation
     started: Event | None = None
     ended: Event | None = None
+    warming: bool = False  # the warm-up is still gathering the scene's statistics (threshold: the prior's)
+    flagged: tuple[Event, ...] = ()  # warm-up events found when the warm-up ended (started and ended)
 
     @property
     def active(self) -> bool:
@@ -137,17 +156,21 @@ class _Sample:
     score: float
     frame: int
     heatmap: np.ndarray | None = field(default=None, repr=False)
+    judged: bool = False  # part of a candidate or an event already (not reviewed again after the warm-up)
 
 
 class EventDetector:
     """Online anomaly events from (time, score) pairs; see the module docstring for the rules.
 
+    prior: the model's prior statistics (None: StreamLoop fills in the model's, if it has one and `use_prior`).
     Defaults were tuned on the embedded default model (see edge_jepa/stream/README.md).
     """
 
     def __init__(self, *, warmup_s: float = 5.0, k: float = 6.0, k_low: float = 3.0, min_duration_s: float = 0.0,
                  gap_s: float = 0.5, history_s: float = 60.0, min_spread: float = 0.02,
-                 max_event_s: float = 30.0, min_samples: int = 10, first_id: int = 1):
+                 max_event_s: float = 30.0, min_samples: int = 10, first_id: int = 1,
+                 prior: SurprisePrior | None = None, use_prior: bool = True, learn_k: float | None = None,
+                 max_growth: float | None = None, max_rise: float | None = 0.1, robust: str = "median"):
         if not 0 < k_low <= k:
             raise ValueError(f"need 0 < k_low <= k, got k={k}, k_low={k_low}")
         for name, value in (("warmup_s", warmup_s), ("min_duration_s", min_duration_s), ("gap_s", gap_s),
@@ -156,15 +179,28 @@ class EventDetector:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         if history_s <= 0 or max_event_s <= 0 or min_samples < 3:
             raise ValueError("history_s and max_event_s must be > 0 and min_samples >= 3")
+        if learn_k is not None and not learn_k > 0:
+            raise ValueError(f"learn_k must be > 0, got {learn_k}")
+        if max_rise is not None and not max_rise >= 0:
+            raise ValueError(f"max_rise must be >= 0 (a fraction per minute), got {max_rise}")
+        if max_growth is not None and not max_growth >= 1:
+            raise ValueError(f"max_growth must be >= 1 (a cap on the threshold's growth), got {max_growth}")
         self.warmup_s, self.k, self.k_low = warmup_s, k, k_low
         self.min_duration_s, self.gap_s, self.history_s = min_duration_s, gap_s, history_s
         self.min_spread, self.max_event_s, self.min_samples = min_spread, max_event_s, min_samples
+        self.learn_k = k if learn_k is None else learn_k
+        self.max_growth, self.max_rise = max_growth, max_rise
+        if robust not in ("median", "shorth"):
+            raise ValueError(f"robust must be 'median' or 'shorth', got {robust!r}")
+        self.robust = robust
+        self.prior, self.use_prior = (prior if use_prior else None), use_prior
         self.next_id = first_id
         self.events: list[Event] = []
         self.heat_baseline: np.ndarray | None = None  # running mean per patch of normal heatmaps
         self._history: deque[tuple[float, float]] = deque()
         self._stats = (math.nan, math.nan)
         self._heat_n = 0
+        self._cap = math.inf
         self.recalibrate()
 
     # -- statistics ------------------------------------------------------------------------------------
@@ -179,18 +215,34 @@ class EventDetector:
 
     @property
     def threshold(self) -> float:
-        return math.nan if self.state == CALIBRATING else self.baseline + self.k * self.spread
+        return math.nan if self.state == CALIBRATING else min(self.baseline + self.k * self.spread, self._cap)
 
     @property
     def low(self) -> float:
-        return math.nan if self.state == CALIBRATING else self.baseline + self.k_low * self.spread
+        return math.nan if self.state == CALIBRATING else min(self.baseline + self.k_low * self.spread,
+                                                              self.threshold)
 
     @property
     def open_event(self) -> Event | None:
         """The event in progress (None outside an event)."""
         return self._event if self.state == EVENT else None
 
-    def _add_normal(self, s: _Sample) -> None:
+    @property
+    def warming(self) -> bool:
+        """The warm-up is still gathering the scene's statistics (the threshold, if any, is the prior's)."""
+        return self._warm is not None
+
+    def set_prior(self, prior: SurprisePrior | None) -> None:
+        """Use `prior` from now on (takes effect at once during a warm-up that has not judged any score yet)."""
+        self.prior = prior if self.use_prior else None
+        if self.warming and not self._warm and self.prior is not None:
+            self.recalibrate()
+
+    def _learn(self, s: _Sample) -> None:
+        """Learn a normal score (below baseline + learn_k * spread) into the statistics and the heat baseline;
+        during the warm-up every normal score is kept (the warm-up review sorts them out)."""
+        if not self.warming and s.score > self.baseline + self.learn_k * self.spread:
+            return
         self._history.append((s.t, s.score))
         while self._history and self._history[0][0] < s.t - self.history_s:
             self._history.popleft()
@@ -200,20 +252,45 @@ class EventDetector:
             self._heat_n += 1
             rate = max(1.0 / self._heat_n, 0.02)
             self.heat_baseline += rate * (s.heatmap - self.heat_baseline)
+        if not (self.warming and self._warm_prior is not None):  # the prior's stats hold until the warm-up ends
+            self._stats = self._slow(self._history_stats(), s.t)
+
+    def _slow(self, stats: tuple[float, float], t: float) -> tuple[float, float]:
+        """After the warm-up, baseline and spread rise by at most `max_rise` (a fraction) per minute."""
+        last_t, self._stats_t = self._stats_t, t
+        if self.max_rise is None or self.warming or not math.isfinite(self._stats[0]) or last_t is None:
+            return stats
+        grow = 1.0 + self.max_rise * max(0.0, t - last_t) / 60.0
+        return (min(stats[0], max(self._stats[0], 0.0) * grow if self._stats[0] > 0 else stats[0]),
+                min(stats[1], self._stats[1] * grow))
+
+    def _history_stats(self) -> tuple[float, float]:
         scores = np.fromiter((v for _, v in self._history), float, len(self._history))
-        med = float(np.median(scores))
-        mad = float(np.median(np.abs(scores - med))) * 1.4826
-        self._stats = (med, max(mad, self.min_spread * abs(med), 1e-9))
+        if self.robust == "shorth":  # the densest half of the scores: quiet moments even among more activity
+            x = np.sort(scores)
+            h = (len(x) + 1) // 2
+            i = int(np.argmin(x[h - 1:] - x[: len(x) - h + 1]))
+            med, mad = float(np.median(x[i : i + h])), float(x[i + h - 1] - x[i]) / 1.349
+        else:
+            med = float(np.median(scores))
+            mad = float(np.median(np.abs(scores - med))) * 1.4826
+        return med, max(mad, self.min_spread * abs(med), 1e-9)
 
     # -- state machine ---------------------------------------------------------------------------------
 
-    def recalibrate(self) -> Event | None:
-        """Forget the statistics and learn the scene anew (an open event is closed first and returned)."""
+    def recalibrate(self, *, use_prior: bool = True) -> Event | None:
+        """Forget the statistics and learn the scene anew (an open event is closed first and returned). With a
+        prior (and `use_prior`), the prior judges the scores until the new warm-up ends."""
         ended = self._close("recalibrate") if getattr(self, "state", None) == EVENT else None
-        self.state = CALIBRATING
+        self._warm_prior = self.prior if use_prior else None
+        self.state = CALIBRATING if self._warm_prior is None else NORMAL
         self._history.clear()
-        self._stats = (math.nan, math.nan)
+        self._stats = (math.nan, math.nan) if self._warm_prior is None else \
+            (self._warm_prior.baseline, self._warm_prior.spread)
+        self._cap = math.inf
+        self._stats_t: float | None = None
         self._calib_start: float | None = None
+        self._warm: list[_Sample] | None = []  # every score of the warm-up (None once it has ended)
         self._candidate: list[_Sample] = []
         self._event: Event | None = None
         self._last_above = math.nan
@@ -228,40 +305,109 @@ class EventDetector:
         s = _Sample(float(t), float(score), int(frame_index), None if heatmap is None else np.asarray(heatmap))
         self._last = s
         started = ended = None
+        flagged: tuple[Event, ...] = ()
+        warming = self.warming
+        if warming:
+            self._calib_start = s.t if self._calib_start is None else self._calib_start
+            self._warm.append(s)
         if self.state == CALIBRATING:
-            if self._calib_start is None:
-                self._calib_start = s.t
-            self._add_normal(s)
-            if s.t - self._calib_start >= self.warmup_s - 1e-6 and len(self._history) >= self.min_samples:
-                self.state = NORMAL
+            self._learn(s)
         elif self.state == NORMAL:
             if s.score > self.threshold:
                 self.state, self._candidate = CANDIDATE, [s]
+                s.judged = True
                 started = self._maybe_start()
             else:
-                self._add_normal(s)
+                self._learn(s)
         elif self.state == CANDIDATE:
             if s.score > self.low:
                 self._candidate.append(s)
+                s.judged = True
                 started = self._maybe_start()
             else:  # a blip shorter than min_duration: it was normal after all
                 for c in self._candidate:
-                    self._add_normal(c)
-                self._add_normal(s)
+                    c.judged = False
+                    self._learn(c)
+                self._learn(s)
                 self.state, self._candidate = NORMAL, []
         else:  # EVENT
             ev = self._event
             if s.score > self.low:
+                s.judged = True
                 self._last_above = s.t
                 if s.score > ev.peak_score:
                     self._set_peak(ev, s)
                 if s.t - ev.start_s > self.max_event_s:
                     ended = self._close("timeout")
-                    self.recalibrate()
+                    self.recalibrate(use_prior=False)
+                    warming = False
             elif s.t - self._last_above >= self.gap_s - 1e-6:
                 ended = self._close("score")
-                self._add_normal(s)
-        return DetectorStep(self.state, self.threshold, self.low, self.baseline, self.spread, started, ended)
+                self._learn(s)
+        if warming and self.warming and s.t - self._calib_start >= self.warmup_s - 1e-6 \
+                and len(self._warm) >= self.min_samples:
+            flagged = self._end_warmup()
+        return DetectorStep(self.state, self.threshold, self.low, self.baseline, self.spread, started, ended,
+                            self.warming, flagged)
+
+    def _end_warmup(self) -> tuple[Event, ...]:
+        """The scene's statistics take over; the warm-up's scores that stand out from them (and were not judged
+        already) become events flagged "warmup", and leave the statistics."""
+        warm, self._warm = self._warm, None
+        if len(self._history) < self.min_samples:  # the prior was far below this scene: learn all of it
+            self._history = deque((w.t, w.score) for w in warm)
+            for w in warm:
+                w.judged = True  # already reported against the prior, or part of the scene's level
+        self._stats = self._history_stats()
+        if self.state == CALIBRATING:
+            self.state = NORMAL
+        found = self._review(warm, *self._stats)
+        if found:
+            flagged = {(s.t, s.score) for ev in found for s in warm if ev.start_s <= s.t <= ev.end_s}
+            self._history = deque(x for x in self._history if x not in flagged)
+            if len(self._history) >= 3:
+                self._stats = self._history_stats()
+        if self.max_growth is not None:
+            self._cap = self.max_growth * max(self.baseline + self.k * self.spread,
+                                              self.prior.threshold(self.k) if self.prior is not None else 0.0)
+        return tuple(found)
+
+    def review_warmup(self) -> tuple[Event, ...]:
+        """At the end of a stream still inside its warm-up (no prior's threshold, or the prior's only): report what
+        stands out from the scene's statistics so far, flagged "warmup". The warm-up itself goes on."""
+        if not self.warming or len(self._history) < self.min_samples:
+            return ()
+        return tuple(self._review(self._warm, *self._history_stats()))
+
+    def _review(self, warm: list[_Sample], base: float, spread: float) -> list[Event]:
+        """Runs of warm-up scores not judged yet that pass the threshold of (base, spread) (hysteresis, gap_s,
+        min_duration_s as live) become events flagged "warmup"; their samples are marked judged."""
+        high, low = base + self.k * spread, base + self.k_low * spread
+        found: list[Event] = []
+        run: list[_Sample] = []
+        last_above = -math.inf
+        for s in [*warm, None]:
+            if s is not None and not s.judged and (s.score > high or (run and s.score > low)):
+                run.append(s)
+                last_above = s.t
+                continue
+            if run and (s is None or s.judged or s.t - last_above >= self.gap_s - 1e-6):
+                if run[-1].t - run[0].t >= self.min_duration_s - 1e-6:
+                    found.append(self._warmup_event(run, high, base))
+                    for r in run:
+                        r.judged = True
+                run = []
+        return found
+
+    def _warmup_event(self, run: list[_Sample], threshold: float, baseline: float) -> Event:
+        ev = Event(id=self.next_id, start_s=run[0].t, end_s=run[-1].t, peak_s=run[0].t, peak_score=-math.inf,
+                   peak_frame=run[0].frame, threshold=threshold, baseline=baseline, calibration="warmup")
+        self.next_id += 1
+        for c in run:
+            if c.score > ev.peak_score:
+                self._set_peak(ev, c)
+        self.events.append(ev)
+        return ev
 
     def finish(self, reason: str = "shutdown") -> Event | None:
         """Close an open event (end of stream, shutdown); returns it."""
@@ -276,7 +422,8 @@ class EventDetector:
         if last.t - first.t < self.min_duration_s - 1e-6:
             return None
         ev = Event(id=self.next_id, start_s=first.t, end_s=last.t, peak_s=first.t, peak_score=-math.inf,
-                   peak_frame=first.frame, threshold=self.threshold, baseline=self.baseline)
+                   peak_frame=first.frame, threshold=self.threshold, baseline=self.baseline,
+                   calibration="prior" if self.warming else "scene")
         ev.low, ev.spread = self.low, self.spread
         self.next_id += 1
         for c in self._candidate:
@@ -362,5 +509,6 @@ def detect_events(times: np.ndarray, scores: np.ndarray, detector: EventDetector
             step = detector.update(float(t), float(s), frame_index=i,
                                    heatmap=None if heatmaps is None else heatmaps[i])
             thresholds[i] = step.threshold
+    detector.review_warmup()
     detector.finish("end")
     return list(detector.events), thresholds

@@ -60,6 +60,7 @@ class StreamLoop:
         self.source = source
         self.realtime = bool(source.realtime)
         self.detector = detector or EventDetector()
+        self._use_model_prior()
         self.on_event = on_event
         self.fps = float(self.scorer.fps)
         self.frames_per_window = self.scorer.frames_per_window
@@ -91,6 +92,24 @@ class StreamLoop:
         self._t_start: float | None = None
         self._last_frame: CapturedFrame | None = None
         self._last_t = math.nan
+
+    def _use_model_prior(self) -> None:
+        """Give the detector the model's surprise prior (edge_jepa.stream.prior) so it judges from the first
+        window; a model without one gets a one-line warning that its first seconds calibrate."""
+        from edge_jepa.stream.prior import prior_for
+
+        det = self.detector
+        if det.prior is not None or not det.use_prior:
+            return
+        prior = prior_for(self.scorer)
+        if prior is not None:
+            det.set_prior(prior)
+        elif det.warmup_s > 0:
+            warnings.warn(
+                f"{self.scorer.config.name} carries no surprise prior for {self.scorer.fps:g} fps: the first "
+                f"{det.warmup_s:g} s of scores calibrate the detector (what stands out in them is reported when they "
+                "end, flagged 'warmup'); store one with `edge-jepa calibrate MODEL_DIR`",
+                RuntimeWarning, stacklevel=3)
 
     # -- control ---------------------------------------------------------------------------------------
 
@@ -172,6 +191,8 @@ class StreamLoop:
             self.ring.close()
         finally:
             try:
+                for ev in self.detector.review_warmup():  # the stream ended inside the warm-up: nothing unjudged
+                    self._flagged(ev)
                 ended = self.detector.finish("shutdown" if self.stopping else "end")
                 if ended is not None:
                     self._event_ended(ended)
@@ -239,9 +260,17 @@ class StreamLoop:
                 self._events.append(("started", step.started))
         if step.ended is not None:
             self._event_ended(step.ended)
+        for ev in step.flagged:  # found in the warm-up, in hindsight: started and ended at once
+            self._flagged(ev)
         with self._lock:
             self._latest = scored
         return scored
+
+    def _flagged(self, event: Event) -> None:
+        self._set_wall_time(event)
+        with self._lock:
+            self._events.append(("started", event))
+        self._event_ended(event)
 
     def _set_wall_time(self, event: Event) -> None:
         offset = self.capture.wall_offset

@@ -34,7 +34,7 @@ from edge_jepa.io import atomic_file, strict_json
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.outputs import OutputError, OutputLock, clean_leftovers
 from edge_jepa.runtime.base import Runner
-from edge_jepa.stream.events import CALIBRATING, Event, EventDetector, EventLog
+from edge_jepa.stream.events import Event, EventDetector, EventLog
 from edge_jepa.stream.evidence import PeakTracker, thumbnail_name, write_thumbnail
 from edge_jepa.stream.loop import StreamLoop, StreamUpdate
 from edge_jepa.stream.notify import Notifier
@@ -88,10 +88,12 @@ def _check_display() -> None:
 def _calibration(det: EventDetector) -> dict:
     return {"warmup_s": det.warmup_s, "k": det.k, "k_low": det.k_low, "min_duration_s": det.min_duration_s,
             "gap_s": det.gap_s, "history_s": det.history_s, "min_spread": det.min_spread,
-            "max_event_s": det.max_event_s, "state": det.state,
+            "max_event_s": det.max_event_s, "state": det.state, "warming": det.warming,
             "baseline": None if np.isnan(det.baseline) else round(det.baseline, 6),
             "spread": None if np.isnan(det.spread) else round(det.spread, 6),
-            "threshold": None if np.isnan(det.threshold) else round(det.threshold, 6)}
+            "threshold": None if np.isnan(det.threshold) else round(det.threshold, 6),
+            "learn_k": det.learn_k, "max_rise": det.max_rise, "max_growth": det.max_growth,
+            "prior": det.prior.to_json() if det.prior is not None else None}
 
 
 def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runner | VJEPA2 | str = "default",
@@ -377,11 +379,13 @@ def _source_warnings(stats: StreamStats, loop: StreamLoop, src: Source) -> list[
         messages.append(
             f"{name}: the source ended after {stats.frames_captured} frame(s) ({stats.source_s:.2f} s), before one "
             f"window of the model ({window}): nothing was scored. Use a longer video")
-    elif det.state == CALIBRATING:
+    elif det.warming:
+        judged = "the model's prior and, in hindsight, these seconds" if det.prior is not None else \
+            "these seconds only, in hindsight"
         messages.append(
             f"{name}: the source ended after {stats.source_s:.1f} s, inside the detector's {det.warmup_s:g} s "
-            "calibration: surprise was scored but no event could be detected. Use a longer video or a shorter "
-            "--warmup")
+            f"calibration: its scores were judged against {judged}, never against the scene's settled statistics. "
+            "Use a longer video or a shorter --warmup")
     early = getattr(src, "ended_early", lambda: None)()
     if early:
         messages.append(early)
