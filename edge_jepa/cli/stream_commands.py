@@ -44,7 +44,12 @@ def watch_command(
     min_duration: float = typer.Option(None, "--min-duration", callback=non_negative,
                                        help="minimum event duration, seconds [0]"),
     clips: bool = typer.Option(True, "--clips/--no-clips", help="write clips/event_0001.mp4, ... around each event"),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: torch's)"),
+    threads: int = typer.Option(1, "--threads", min=1,
+                                help="torch CPU threads for inference (it runs beside capture, drawing and encoding; "
+                                     "more than 1 only pays on an idle machine with cores to spare)"),
+    width: int = typer.Option(None, "--width", min=64,
+                              help="width of the drawn frames (annotated video, clips, window); each frame is "
+                                   "shrunk to it once, right after capture [640 headless, 960 with a window]"),
 ) -> None:
     """Watch a camera, file, URL or image folder for surprise; log events (and clips) as they happen.
 
@@ -55,10 +60,6 @@ def watch_command(
     from edge_jepa.stream import EventDetector, SourceError, watch
     from edge_jepa.stream.watcher import source_for
 
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
     try:
         from edge_jepa.surprise import as_scorer
 
@@ -91,7 +92,7 @@ def watch_command(
                       f"{'' if headless else ' - keys: q quit, space pause, r recalibrate'}", highlight=False,
                       soft_wrap=True)
         summary = watch(src, model=runner, headless=headless, out=out, detector=detector,
-                        max_seconds=seconds, clips=clips, on_event=on_event)
+                        max_seconds=seconds, clips=clips, on_event=on_event, width=width, threads=threads)
     except (SourceError, RuntimeError, FloatingPointError) as e:
         src.close()
         raise fail(str(e)) from None
