@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import edge_jepa
 from edge_jepa.stream import EventDetector, FileSource, watch
 from edge_jepa.surprise import SurpriseScorer, surprise_scores
 from edge_jepa.viz import VideoWriter, fit_width
@@ -138,3 +139,18 @@ def test_surprise_scores_runs_on_one_thread_by_default_and_restores_it(video_720
         assert again.threads == {2}
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_finer_grid_model_locates_on_8x8_tokens(video_720p):
+    """world_pico_p8 (8 px patches at 64 px) builds, and scores a real 720p clip with an 8x8 heatmap, twice the
+    4x4 resolution of world_pico (fresh weights: only the shapes and the path are checked here; its cost is in
+    benchmarks/finer_grid_cost.py)."""
+    from edge_jepa.surprise import surprise_trace
+
+    model = edge_jepa.create("world_pico_p8", seed=0).eval()
+    assert model.token_grid() == (8, 8)
+    assert model.flops_per_update()["kv"] > 4 * edge_jepa.create("world_pico", seed=0).flops_per_update()["kv"]
+    frames = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames_of(video_720p)[:12]])
+    results = surprise_trace(model, frames)
+    assert [r.frame_index for r in results] == list(range(7, 12))
+    assert all(r.heatmap.shape == (8, 8) and np.isfinite(r.score) for r in results)
