@@ -36,15 +36,10 @@ from edge_jepa.models.world import TIME_UNIT  # noqa: E402
 from edge_jepa.runtime.stream_step import StreamStepRunner  # noqa: E402
 from edge_jepa.timing import time_round_robin  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from world_step_cost import counted_gflops  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results" / "finer_grid_cost.json"
-
-
-def counted_gflops(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        fn()
-    return counter.get_total_flops() / 1e9
 
 
 def cpu_round_robin(fns: dict, runs: int) -> dict[str, float]:
