@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.preprocess import IMAGENET_MEAN, IMAGENET_STD, check_frames, resize_frame
 from edge_jepa.runtime.base import Runner, StepOutput
+from edge_jepa.timing import torch_threads
 
 _MEAN = np.asarray(IMAGENET_MEAN, np.float32) * 255.0
 _INV_STD = 1.0 / (np.asarray(IMAGENET_STD, np.float32) * 255.0)
@@ -355,11 +356,21 @@ def _frame_causal(model):
 
 
 def surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.ndarray | Sequence[np.ndarray], *,
-                   stride: int = 1, batch_size: int = 8, fps: float | None = None) -> list[SurpriseResult]:
+                   stride: int = 1, batch_size: int = 8, fps: float | None = None,
+                   threads: int | None = 1) -> list[SurpriseResult]:
     """SurpriseResults of every window (ending every `stride` frames) of a whole video, batched.
 
     fps: the frames' rate, for frame-causal models (default: the model's); window models need their own rate.
+    threads: torch CPU threads while scoring, restored after (None: torch's setting). 1 by default: these small
+    models gain little from a second thread, and on a loaded machine 2 threads collapsed to 4-11 windows/s
+    against 112-131 with one (issue 19).
     """
+    with torch_threads(threads):
+        return _surprise_trace(model, frames, stride=stride, batch_size=batch_size, fps=fps)
+
+
+def _surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.ndarray | Sequence[np.ndarray], *,
+                    stride: int, batch_size: int, fps: float | None) -> list[SurpriseResult]:
     if isinstance(model, FrameCausalScorer):
         return model.trace(frames, stride=stride)
     causal = None if isinstance(model, SurpriseScorer) else _frame_causal(model)
@@ -371,7 +382,7 @@ def surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.nda
     if len(arr) < T:
         warnings.warn(f"{len(arr)} frame(s) are fewer than one window of the model ({T} frames at "
                       f"{scorer.fps:g} fps): nothing was scored (every score is NaN); give at least {T} frames",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
         return []
     inputs = np.stack([frame_to_input(f, scorer.size, scorer.mode) for f in arr], axis=1)  # [3, F, S, S]
     ends = list(range(T - 1, len(arr), stride))
@@ -385,16 +396,16 @@ def surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.nda
 
 
 def surprise_scores(model: VJEPA2 | Runner | str, frames: np.ndarray | Sequence[np.ndarray], *,
-                    stride: int = 1, fps: float | None = None) -> np.ndarray:
+                    stride: int = 1, fps: float | None = None, threads: int | None = 1) -> np.ndarray:
     """Surprise attributed to each frame: float [F], NaN until the first window is complete.
 
     frames: uint8 RGB [F, H, W, 3] of any resolution, at the model's frame rate (`model.config.clip.fps`);
     a frame-causal model also takes other rates (`fps=`). With stride > 1, frames between two scored windows
-    carry the latest score.
+    carry the latest score. threads: torch CPU threads while scoring (see `surprise_trace`).
     """
     arr = check_frames(frames)
     scores = np.full(len(arr), np.nan, dtype=np.float64)
-    for r in surprise_trace(model, arr, stride=stride, fps=fps):
+    for r in surprise_trace(model, arr, stride=stride, fps=fps, threads=threads):
         scores[r.frame_index : r.frame_index + stride] = r.score
     return scores
 

@@ -1,12 +1,14 @@
-"""THE timer: wall-clock timing of a call (warm-up, then timed runs or a time budget) and percentiles of the runs.
+"""THE timer: wall-clock timing of a call (warm-up, then timed runs or a time budget) and percentiles of the runs;
+and `torch_threads`, the CPU threads a timed (or streamed) call runs with.
 
 Used by the benchmark (edge_jepa.bench), the quantization report and the default model's speed measurement.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,3 +98,21 @@ def time_round_robin(fns: Mapping[str, Callable[[], Any]], *, warmup: int, runs:
             fn()
             samples[name].append((time.perf_counter() - t) * 1e3)
     return {k: Timing(tuple(v)) for k, v in samples.items()}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch intra-op threads set to `n` inside the block and restored after it (None: unchanged).
+
+    One thread is the default of `watch` and `surprise_scores`: on a shared 2-core machine a second intra-op thread
+    waits for a core held by another process (or by capture and drawing), and inference collapses.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

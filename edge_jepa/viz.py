@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import queue
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -97,6 +100,25 @@ def put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
 
+def fit_width(frame: np.ndarray, min_width: int = 0, max_width: int | None = None) -> np.ndarray:
+    """The frame scaled (aspect kept) to a width in [min_width, max_width]; itself if it already is.
+
+    Shrinking halves by area averaging while the frame is at least twice too wide (OpenCV's fast path), then
+    finishes bilinearly: as free of aliasing as one area resize and 3-5x cheaper (1280 -> 960 px: 0.9 ms instead
+    of 4.9; 1920 -> 640: 0.9 instead of 2.9). Enlarging repeats pixels."""
+    h, w = frame.shape[:2]
+    if w < min_width:
+        return cv2.resize(frame, (min_width, int(round(h * min_width / w))), interpolation=cv2.INTER_NEAREST)
+    if max_width is None or w <= max_width:
+        return frame
+    height = int(round(h * max_width / w))
+    while frame.shape[1] >= 2 * max_width:
+        frame = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if frame.shape[1] == max_width and frame.shape[0] == height:
+        return frame
+    return cv2.resize(frame, (max_width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def annotate(frame: np.ndarray, *, heatmap: np.ndarray | None, vmax: float, history: Sequence[float],
              threshold: float | None, label: str, active: bool = False, min_width: int = 320,
              max_width: int | None = None, status: str | None = None,
@@ -105,11 +127,7 @@ def annotate(frame: np.ndarray, *, heatmap: np.ndarray | None, vmax: float, hist
     """Frame (scaled to [min_width, max_width]) + heatmap + label on top (one line per line of `label`) (+ status
     line at the bottom) + score strip below with the threshold and the lower level `low`. RGB out. `region`: where
     the heatmap lies; `outline`: token mask to outline (see `overlay_heatmap`)."""
-    h, w = frame.shape[:2]
-    if w < min_width:
-        frame = cv2.resize(frame, (min_width, int(round(h * min_width / w))), interpolation=cv2.INTER_NEAREST)
-    elif max_width is not None and w > max_width:
-        frame = cv2.resize(frame, (max_width, int(round(h * max_width / w))), interpolation=cv2.INTER_AREA)
+    frame = fit_width(frame, min_width, max_width)
     img = overlay_heatmap(frame, heatmap, vmax=vmax, region=region, outline=outline)
     if active:
         cv2.rectangle(img, (1, 1), (img.shape[1] - 2, img.shape[0] - 2), (255, 40, 40), 3)
@@ -165,9 +183,15 @@ def plot_timeline(path: str | os.PathLike, times: np.ndarray, scores: np.ndarray
 
 
 class VideoWriter:
-    """An MP4 writer (OpenCV, RGB frames in) written to a temp name and renamed on close."""
+    """An MP4 writer (OpenCV, RGB frames in) written to a temp name and renamed on close.
 
-    def __init__(self, path: str | os.PathLike, fps: float):
+    background=True: frames are encoded by a thread of their own through a bounded queue of `queue_size` frames
+    (`write` blocks only when it is full, so memory stays bounded and nothing is dropped); `close` writes what is
+    queued before the file is checked and renamed, `abort` discards it. The caller must not change a frame after
+    handing it over. An encoding error is raised by the next `write` or by `close`.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, *, background: bool = False, queue_size: int = 16):
         self.path, self.fps = Path(path), fps
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
@@ -177,6 +201,12 @@ class VideoWriter:
         self._t0: float | None = None  # write_at: time of the first output tick
         self._ticks = 0  # write_at: output ticks written
         self._pending: tuple[float, np.ndarray] | None = None  # write_at: the latest frame, not yet written
+        self.background, self.queue_size = background, max(1, queue_size)
+        self.queue_peak = 0  # background: the most frames waiting at once
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._discard = False
 
     def write(self, frame: np.ndarray) -> None:
         if self.writer is None:
@@ -184,11 +214,47 @@ class VideoWriter:
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
             if not self.writer.isOpened():
                 raise RuntimeError(f"{self.path}: OpenCV cannot open an MP4 writer (codec mp4v)")
+            if self.background:
+                self._queue = queue.Queue(self.queue_size)
+                self._thread = threading.Thread(target=self._encode_queued, name=f"edge-jepa-video {self.path.name}",
+                                                daemon=True)
+                self._thread.start()
+        if self._error is not None:
+            raise self._error
+        if self._queue is not None:
+            self._queue.put(frame)
+            self.queue_peak = max(self.queue_peak, self._queue.qsize())
+        else:
+            self._encode(frame)
+        self.frames += 1
+
+    def _encode(self, frame: np.ndarray) -> None:
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size)
         with quiet_opencv():  # a full disk logs a warning per frame: close() raises one clear error instead
             self.writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
-        self.frames += 1
+
+    def _encode_queued(self) -> None:
+        """The encoding thread: frames in order until the None that `_stop_thread` queues."""
+        while (frame := self._queue.get()) is not None:
+            if self._error is None and not self._discard:
+                try:
+                    self._encode(frame)
+                except BaseException as e:  # noqa: BLE001 - raised in the caller's thread
+                    self._error = e
+
+    def _stop_thread(self, discard: bool) -> None:
+        """Finish (or, discarding, skip) what is queued and end the encoding thread."""
+        if self._thread is None:
+            return
+        self._discard = discard
+        if discard:  # make room for the sentinel at once
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._queue.get_nowait()
+        self._queue.put(None)
+        self._thread.join()
+        self._thread, self._queue = None, None
 
     def write_at(self, t: float, frame: np.ndarray) -> int:
         """Add a frame shown from time t (seconds) on; the file is resampled to the writer's fps by timestamps.
@@ -218,6 +284,7 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Discard the file being written."""
+        self._stop_thread(discard=True)
         if self.writer is not None:
             self.writer.release()
             self.writer = None
@@ -231,6 +298,10 @@ class VideoWriter:
             self._pending = None
         if self.writer is None:
             return None
+        self._stop_thread(discard=False)
+        if self._error is not None:
+            self.abort()
+            raise self._error
         self.writer.release()
         self.writer = None
         self._verify()
@@ -258,6 +329,5 @@ class VideoWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        elif self.writer is not None:
-            self.writer.release()
-            self.tmp.unlink(missing_ok=True)
+        else:
+            self.abort()

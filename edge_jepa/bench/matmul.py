@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-from edge_jepa.timing import time_calls
+from edge_jepa.timing import time_calls, torch_threads
 
 
 @dataclass(frozen=True)
@@ -24,18 +22,6 @@ class MatmulThroughput:
     @property
     def gflops_per_s(self) -> float:
         return 2 * self.n**3 / (self.best_ms * 1e-3) / 1e9
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch intra-op threads set to `n` inside the block (None: unchanged)."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def matmul_throughput(threads: int | None = None, n: int = 1024, runs: int = 10, warmup: int = 2) -> MatmulThroughput:

@@ -47,7 +47,12 @@ def watch_command(
     clips: bool = typer.Option(True, "--clips/--no-clips", help="write clips/event_0001.mp4, ... around each event"),
     prior: bool = typer.Option(True, "--prior/--no-prior",
                                help="judge the first seconds against the model's surprise prior (when it has one)"),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: torch's)"),
+    threads: int = typer.Option(1, "--threads", min=1,
+                                help="torch CPU threads for inference (it runs beside capture, drawing and encoding; "
+                                     "more than 1 only pays on an idle machine with cores to spare)"),
+    width: int = typer.Option(None, "--width", min=64,
+                              help="width of the drawn frames (annotated video, clips, window); each frame is "
+                                   "shrunk to it once, right after capture [640 headless, 960 with a window]"),
     notify: str = typer.Option(None, "--notify", metavar="URL",
                                help="webhook: POST each event record as JSON to this http(s) URL (own thread, "
                                     "retried with backoff, never blocks capture; deliveries counted in summary.json)"),
@@ -67,11 +72,6 @@ def watch_command(
             check_url(notify)
         except ValueError as e:
             raise fail(f"{e}; see --help") from None
-
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
     try:
         from edge_jepa.surprise import as_scorer
 
@@ -105,7 +105,8 @@ def watch_command(
                       f"{'' if headless else ' - keys: q quit, space pause, r recalibrate'}", highlight=False,
                       soft_wrap=True)
         summary = watch(src, model=runner, headless=headless, out=out, detector=detector,
-                        max_seconds=seconds, clips=clips, on_event=on_event, notify=notify)
+                        max_seconds=seconds, clips=clips, on_event=on_event, notify=notify, width=width,
+                        threads=threads)
     except (SourceError, RuntimeError, FloatingPointError) as e:
         src.close()
         raise fail(str(e)) from None

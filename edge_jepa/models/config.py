@@ -193,6 +193,16 @@ CONFIGS: dict[str, ModelConfig] = {
         clip=ClipConfig(frames=8, size=64, fps=30.0, context_frames=7, preprocess="resize"),
         kind="frame_causal",
     ),
+    # world_pico on a finer grid, for when location matters: 8 px patches at 64 px, so 8x8 = 64 tokens per frame
+    # (peaks at 1/16, 3/16, ... of the frame instead of 1/8, 3/8, ...). About 5x world_pico's cost per update
+    # (benchmarks/README.md: "A finer token grid"); not shipped: train it with `edge-jepa pretrain --model
+    # world_pico_p8` or on your footage with `edge-jepa fit`.
+    "world_pico_p8": ModelConfig(
+        name="world_pico_p8", encoder=EncoderConfig(width=128, depth=4, heads=4, patch_size=8, tubelet_size=1),
+        predictor=PredictorConfig(width=128, depth=4, heads=4, num_mask_tokens=1),
+        clip=ClipConfig(frames=8, size=64, fps=30.0, context_frames=7, preprocess="resize"),
+        kind="frame_causal",
+    ),
     # The same with a residual predictor (next frame = this frame's LayerNorm-ed tokens + the predicted change).
     "world_pico_res": ModelConfig(
         name="world_pico_res", encoder=EncoderConfig(width=128, depth=4, heads=4, tubelet_size=1),

@@ -2,6 +2,11 @@
 
 A new segment starts (no window spans it) when the resolution changes, the source reopens (its `segment`
 counter moves) or the gap between frames exceeds `max_gap_s`. Times that do not increase are nudged forward.
+
+Each frame is shrunk once, right after capture (the stream's cost at 720p and above is in what follows the
+source, not in the model): `prepare` turns it into the model's input (exactly the preprocessing of the
+offline path, so scores do not change) and `view_width` keeps a copy at most that wide for drawing; the
+full frame stays in `image`.
 """
 
 from __future__ import annotations
@@ -9,20 +14,24 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from edge_jepa.stream.ring import EPS, CapturedFrame, FrameRing
 from edge_jepa.stream.sources import Source, SourceError
 from edge_jepa.stream.stats import LoopCounters
+from edge_jepa.viz import fit_width
 
 
 class Capture:
     """The capture thread's work (`run`); `segments`, `resolution_changes` and `wall_offset` are its results."""
 
     def __init__(self, source: Source, ring: FrameRing, counters: LoopCounters, max_gap_s: float,
-                 stop: threading.Event):
+                 stop: threading.Event, *, prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+                 view_width: int | None = None):
         self.source, self.ring, self.counters, self.max_gap_s, self.stop = source, ring, counters, max_gap_s, stop
+        self.prepare, self.view_width = prepare, view_width
         self.segments, self.resolution_changes = 0, 0
         self.wall_offset: float | None = None  # time.time() - source time, for live sources
         self._segment, self._last_t, self._last_shape = 0, -math.inf, None
@@ -40,7 +49,12 @@ class Capture:
             now = time.monotonic()
             if self.wall_offset is None and self.source.live:
                 self.wall_offset = time.time() - t
-            if not self.ring.put(CapturedFrame(sf.image, t, index, now, self._segment), self.stop):
+            frame = CapturedFrame(sf.image, t, index, now, self._segment)
+            if self.prepare is not None:
+                frame.prep = self.prepare(sf.image)
+            if self.view_width is not None and sf.image.shape[1] > self.view_width:
+                frame.view = fit_width(sf.image, max_width=self.view_width)
+            if not self.ring.put(frame, self.stop):
                 return
             self.counters.on_capture(t, now)
             index += 1

@@ -50,11 +50,14 @@ class StreamLoop:
     max_gap_s: a gap between frames longer than this (or 2.5 frame intervals of a slower source) starts a new
                segment: no window spans it.
     keep_trace: keep (t, score, threshold, active) of every scored window for `trace()` (32 bytes each).
+    view_width: the capture thread also keeps each frame shrunk to at most this width in `frame.view`, for
+                drawing (None: no copy). The model's input is always prepared there, once per frame.
     """
 
     def __init__(self, model: Runner | VJEPA2 | FrameCausalJEPA | str, source: Source, *,
                  detector: EventDetector | None = None, on_event: Callable[[Event], None] | None = None,
-                 max_gap_s: float = 1.0, keep_trace: bool = True, queue_size: int = 8):
+                 max_gap_s: float = 1.0, keep_trace: bool = True, queue_size: int = 8,
+                 view_width: int | None = None):
         self.scorer = scorer_for_source(model, source.nominal_fps)
         self.causal = isinstance(self.scorer, FrameCausalScorer)
         self.source = source
@@ -79,7 +82,9 @@ class StreamLoop:
         self.stop_event, self._paused, self._recalibrate = threading.Event(), threading.Event(), threading.Event()
         self.counters = LoopCounters(keep_trace)
         self.recent = self.counters.recent  # (t, score, threshold) of the newest windows
-        self.capture = Capture(source, self.ring, self.counters, self.max_gap_s, self.stop_event)
+        size, mode = self.scorer.size, self.scorer.mode
+        self.capture = Capture(source, self.ring, self.counters, self.max_gap_s, self.stop_event,
+                               prepare=lambda image: frame_to_input(image, size, mode), view_width=view_width)
         self.policy = RealtimePolicy(self) if self.realtime else EveryWindowPolicy(self, queue_size)
         self.peaks = PeakTracker(self.scorer.size, self.scorer.mode, lambda: self.detector.heat_baseline)
         self._lock = threading.Lock()

@@ -110,11 +110,13 @@ class Renderer:
         outline = top_tokens(heat) if heat is not None and s.step.state in (CANDIDATE, EVENT) else None
         recent = list(self.loop.recent)[-self.history:]
         calibrated = s is not None and not s.step.calibrating
-        return annotate(update.frame.image, heatmap=heat, vmax=vmax, history=[v for _, v, _ in recent],
+        frame = update.frame
+        image = frame.view if frame.view is not None else frame.image  # shrunk once at capture (loop's view_width)
+        return annotate(image, heatmap=heat, vmax=vmax, history=[v for _, v, _ in recent],
                         threshold=s.step.threshold if calibrated else None, low=s.step.low if calibrated else None,
                         label=label, active=bool(s and s.step.active), outline=outline,
                         min_width=self.min_width, max_width=self.max_width, status=self.status(),
-                        region=self.region(update.frame.image))
+                        region=self.region(frame.image))
 
 
 @dataclass
@@ -128,11 +130,13 @@ class _Clip:
 class ClipRecorder:
     """MP4 clips around events: keeps `pre_s` seconds of rendered frames; when an event starts, writes them
     and every following frame until `post_s` after the event ends (at most `max_s` seconds per clip), then
-    renames the clip into place (`clips/event_0001.mp4, ...`). Memory: only the pre-roll, at `fps` frames/s."""
+    renames the clip into place (`clips/event_0001.mp4, ...`). Memory: only the pre-roll, at `fps` frames/s.
+    background: each clip is encoded in a thread of its own (`VideoWriter(background=True)`)."""
 
     def __init__(self, out_dir: str | os.PathLike, fps: float, *, pre_s: float = 2.0, post_s: float = 2.0,
-                 max_s: float = 60.0):
+                 max_s: float = 60.0, background: bool = False):
         self.out_dir, self.fps, self.pre_s, self.post_s, self.max_s = Path(out_dir), fps, pre_s, post_s, max_s
+        self.background = background
         self._ring: deque[tuple[float, np.ndarray]] = deque()
         self._open: dict[int, _Clip] = {}
         self.written: list[Path] = []
@@ -151,7 +155,8 @@ class ClipRecorder:
         while self._ring and self._ring[0][0] < t - self.pre_s - 1.0 / self.fps:
             self._ring.popleft()
         for ev in started:
-            clip = self._open[ev.id] = _Clip(VideoWriter(self.out_dir / clip_name(ev.id), self.fps), ev)
+            clip = self._open[ev.id] = _Clip(VideoWriter(self.out_dir / clip_name(ev.id), self.fps,
+                                                          background=self.background), ev)
             for ft, frame in self._ring:
                 if ft >= ev.start_s - self.pre_s - 1e-6:
                     clip.writer.write_at(ft, frame)

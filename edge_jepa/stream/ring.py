@@ -26,7 +26,8 @@ class CapturedFrame:
     wall: float  # time.monotonic() when captured
     segment: int  # windows only combine frames of one segment
     seq: int = -1  # rank among the frames that end a full window (-1: this one does not)
-    prep: np.ndarray | None = field(default=None, repr=False)  # model input, filled once by the inference thread
+    prep: np.ndarray | None = field(default=None, repr=False)  # model input, filled once (capture or inference)
+    view: np.ndarray | None = field(default=None, repr=False)  # the image shrunk for drawing (capture), if smaller
     tokens: object = field(default=None, repr=False)  # frame-causal models: its tokens, encoded once (inference)
 
 

@@ -42,8 +42,10 @@ from edge_jepa.stream.render import ClipRecorder, Renderer, clip_name
 from edge_jepa.stream.sources import Source, open_source
 from edge_jepa.stream.stats import StreamStats
 from edge_jepa.surprise import as_scorer
+from edge_jepa.timing import torch_threads
 from edge_jepa.viz import VideoWriter, plot_timeline
 
+HEADLESS_WIDTH, WINDOW_WIDTH = 640, 960  # default width of the drawn frames (annotated video; the window)
 QUIT_KEYS = (ord("q"), 27)  # q, Esc
 PAUSE_KEYS = (ord(" "), ord("p"))
 RECALIBRATE_KEYS = (ord("r"),)
@@ -103,7 +105,7 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
           on_event: Callable[[Event], None] | None = None,
           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None = None,
           window: str = "edge-jepa watch", notify: str | Notifier | None = None,
-          run_id: str | None = None) -> WatchSummary:
+          run_id: str | None = None, width: int | None = None, threads: int | None = 1) -> WatchSummary:
     """Watch a source for surprise until it ends, the user quits (q/Esc, Ctrl-C) or `max_seconds` of source
     time have passed; returns the summary (outputs are complete even after Ctrl-C).
 
@@ -120,15 +122,21 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
     out: one run at a time (a second one gets OutputError); leftovers of a killed run are removed first.
     Output write failures (a full disk) remove what was half-written and raise OSError.
     Keys in the window: q/Esc quit, space/p pause, r recalibrate.
+    width: the drawn frames' width at most (window, annotated video, clips); each frame is shrunk to it once,
+           right after capture. Default: 640 headless, 960 with a window.
+    threads: torch CPU threads for inference during the run (restored after; None: torch's setting). One is
+             the default: inference runs beside capture, drawing and encoding, and on a shared machine a second
+             thread waits for a busy core.
     """
     out_dir = Path(out) if out is not None else None
     notifier = Notifier(notify) if isinstance(notify, str) else notify  # a bad URL fails before any work
+    width = width or (HEADLESS_WIDTH if headless else WINDOW_WIDTH)
     try:
-        with claim_output_folder(out_dir, "watch"):
+        with claim_output_folder(out_dir, "watch"), torch_threads(threads):
             return _watch(source, model=model, headless=headless, out_dir=out_dir, realtime=realtime,
                           detector=detector, fps=fps, max_seconds=max_seconds, clips=clips, clip_pre_s=clip_pre_s,
                           clip_post_s=clip_post_s, on_event=on_event, on_update=on_update, window=window,
-                          notifier=notifier, run_id=run_id or new_run_id())
+                          notifier=notifier, run_id=run_id or new_run_id(), width=width)
     finally:
         if notifier is not None:
             notifier.close(0.0)  # after a failure (else already closed): stop its thread
@@ -153,7 +161,7 @@ def _watch(source, *, model, headless: bool, out_dir: Path | None, realtime: boo
            detector: EventDetector | None, fps: float | None, max_seconds: float | None, clips: bool,
            clip_pre_s: float, clip_post_s: float, on_event: Callable[[Event], None] | None,
            on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None, window: str,
-           notifier: Notifier | None, run_id: str) -> WatchSummary:
+           notifier: Notifier | None, run_id: str, width: int) -> WatchSummary:
     scorer = as_scorer(model)  # a window model's (through its Runner) or a frame-causal model's
     src = _open(source, scorer, headless, realtime, fps)
     log = EventLog(out_dir / "events.jsonl") if out_dir is not None else None
@@ -161,12 +169,13 @@ def _watch(source, *, model, headless: bool, out_dir: Path | None, realtime: boo
     if log is not None:
         detector.next_id = max(detector.next_id, log.next_id)
     events = _EventSink(out_dir, clips, log, on_event, notifier, run_id)
-    loop = StreamLoop(scorer, src, detector=detector, on_event=events, keep_trace=headless)
+    loop = StreamLoop(scorer, src, detector=detector, on_event=events, keep_trace=headless, view_width=width)
     events.peaks = loop.peaks
-    sinks = _Sinks(Renderer(loop),
-                   ClipRecorder(out_dir, loop.fps, pre_s=clip_pre_s, post_s=clip_post_s)
+    sinks = _Sinks(Renderer(loop, max_width=width),
+                   ClipRecorder(out_dir, loop.fps, pre_s=clip_pre_s, post_s=clip_post_s, background=True)
                    if out_dir is not None and clips else None,
-                   VideoWriter(out_dir / "annotated.mp4", loop.fps) if out_dir is not None and headless else None,
+                   VideoWriter(out_dir / "annotated.mp4", loop.fps, background=True)
+                   if out_dir is not None and headless else None,
                    None if headless else _Display(window, loop))
     stopped_by, failure, write_failure = "end", None, None
     try:
