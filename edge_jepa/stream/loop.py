@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import threading
 import time
 import warnings
@@ -23,6 +24,8 @@ import torch
 
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.models.world import FrameCausalJEPA
+from edge_jepa.photometric import check_photometric
+from edge_jepa.roi import RoiMask
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.capture import Capture
 from edge_jepa.stream.events import Event, EventDetector
@@ -31,7 +34,7 @@ from edge_jepa.stream.ring import CapturedFrame, FrameRing
 from edge_jepa.stream.sources import Source
 from edge_jepa.stream.stats import LoopCounters, StreamStats
 from edge_jepa.stream.update import ScoredWindow, StreamUpdate
-from edge_jepa.surprise import FrameCausalScorer, frame_to_input, scorer_for_source
+from edge_jepa.surprise import FrameCausalScorer, as_scorer, scorer_for_source
 
 SLOW_SOURCE_SHARE = 0.9  # a source announcing fewer than this share of the model's fps gets a warning
 
@@ -49,12 +52,22 @@ class StreamLoop:
     max_gap_s: a gap between frames longer than this (or 2.5 frame intervals of a slower source) starts a new
                segment: no window spans it.
     keep_trace: keep (t, score, threshold, active) of every scored window for `trace()` (32 bytes each).
+    photometric: "gain" (default), "match" or "off": exposure / white-balance changes normalized away
+                 (edge_jepa.photometric); None keeps the scorer's setting.
+    mask: regions of interest (a RoiMask, a picture path or an array; edge_jepa.roi): only its tokens count in the
+          score and the heatmap. None keeps the scorer's.
     """
 
     def __init__(self, model: Runner | VJEPA2 | FrameCausalJEPA | str, source: Source, *,
                  detector: EventDetector | None = None, on_event: Callable[[Event], None] | None = None,
-                 max_gap_s: float = 1.0, keep_trace: bool = True, queue_size: int = 8):
-        self.scorer = scorer_for_source(model, source.nominal_fps)
+                 max_gap_s: float = 1.0, keep_trace: bool = True, queue_size: int = 8,
+                 photometric: str | None = None, mask: RoiMask | str | os.PathLike | np.ndarray | None = None):
+        scorer = as_scorer(model)
+        if photometric is not None:
+            scorer.photometric = check_photometric(photometric)
+        if mask is not None:
+            scorer.set_mask(mask)
+        self.scorer = scorer_for_source(scorer, source.nominal_fps)
         self.causal = isinstance(self.scorer, FrameCausalScorer)
         self.source = source
         self.realtime = bool(source.realtime)
@@ -89,6 +102,7 @@ class StreamLoop:
         self._t_start: float | None = None
         self._last_frame: CapturedFrame | None = None
         self._last_t = math.nan
+        self._prep_segment: int | None = None  # segment of the last frame prepared for the model
 
     # -- control ---------------------------------------------------------------------------------------
 
@@ -204,10 +218,12 @@ class StreamLoop:
     def score(self, window: list[CapturedFrame]) -> ScoredWindow:
         """Score one window, step the detector, record the events and counters; the ScoredWindow."""
         end = window[-1]
-        size, mode = self.scorer.size, self.scorer.mode
         for f in window:
-            if f.prep is None:
-                f.prep = frame_to_input(f.image, size, mode)
+            if f.prep is None:  # in capture order; a new segment restarts the photometric reference
+                if f.segment != self._prep_segment:
+                    self.scorer.normalizer.reset()
+                    self._prep_segment = f.segment
+                f.prep = self.scorer.prepare(f.image, f.t)
         if self.causal and self.scorer.stepper is not None:  # a bundle's KV stream step, one call per frame
             result = self._step_frames(window)
         elif self.causal:  # each frame through the encoder once, the predictor over the window's cached tokens

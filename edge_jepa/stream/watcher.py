@@ -26,6 +26,8 @@ import numpy as np
 from edge_jepa.io import atomic_file, strict_json
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.outputs import OutputError, OutputLock, clean_leftovers
+from edge_jepa.photometric import check_photometric
+from edge_jepa.roi import RoiMask, as_mask
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.events import CALIBRATING, Event, EventDetector, EventLog
 from edge_jepa.stream.loop import StreamLoop, StreamUpdate
@@ -83,7 +85,8 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
           clips: bool = True, clip_pre_s: float = 2.0, clip_post_s: float = 2.0,
           on_event: Callable[[Event], None] | None = None,
           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None = None,
-          window: str = "edge-jepa watch") -> WatchSummary:
+          window: str = "edge-jepa watch", photometric: str | None = None,
+          mask: RoiMask | str | os.PathLike | np.ndarray | None = None) -> WatchSummary:
     """Watch a source for surprise until it ends, the user quits (q/Esc, Ctrl-C) or `max_seconds` of source
     time have passed; returns the summary (outputs are complete even after Ctrl-C).
 
@@ -96,13 +99,20 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
               its rendered frame (None when nothing is drawn).
     out: one run at a time (a second one gets OutputError); leftovers of a killed run are removed first.
     Output write failures (a full disk) remove what was half-written and raise OSError.
+    photometric: "gain" (default: exposure and white-balance changes are normalized away), "match" or "off"
+                 (edge_jepa.photometric).
+    mask: regions of interest (white = watch): a picture path, an array or a RoiMask (edge_jepa.roi).
     Keys in the window: q/Esc quit, space/p pause, r recalibrate.
     """
+    mask = as_mask(mask)  # a bad mask file fails before anything is opened
+    if photometric is not None:
+        check_photometric(photometric)
     out_dir = Path(out) if out is not None else None
     with claim_output_folder(out_dir, "watch"):
         return _watch(source, model=model, headless=headless, out_dir=out_dir, realtime=realtime, detector=detector,
                       fps=fps, max_seconds=max_seconds, clips=clips, clip_pre_s=clip_pre_s,
-                      clip_post_s=clip_post_s, on_event=on_event, on_update=on_update, window=window)
+                      clip_post_s=clip_post_s, on_event=on_event, on_update=on_update, window=window,
+                      photometric=photometric, mask=mask)
 
 
 @contextlib.contextmanager
@@ -123,7 +133,8 @@ def claim_output_folder(out_dir: Path | None, command: str) -> Iterator[None]:
 def _watch(source, *, model, headless: bool, out_dir: Path | None, realtime: bool | None,
            detector: EventDetector | None, fps: float | None, max_seconds: float | None, clips: bool,
            clip_pre_s: float, clip_post_s: float, on_event: Callable[[Event], None] | None,
-           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None, window: str) -> WatchSummary:
+           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None, window: str,
+           photometric: str | None = None, mask: RoiMask | None = None) -> WatchSummary:
     scorer = as_scorer(model)  # a window model's (through its Runner) or a frame-causal model's
     src = _open(source, scorer, headless, realtime, fps)
     log = EventLog(out_dir / "events.jsonl") if out_dir is not None else None
@@ -131,7 +142,8 @@ def _watch(source, *, model, headless: bool, out_dir: Path | None, realtime: boo
     if log is not None:
         detector.next_id = max(detector.next_id, log.next_id)
     events = _EventSink(out_dir, clips, log, on_event)
-    loop = StreamLoop(scorer, src, detector=detector, on_event=events, keep_trace=headless)
+    loop = StreamLoop(scorer, src, detector=detector, on_event=events, keep_trace=headless, photometric=photometric,
+                      mask=mask)
     sinks = _Sinks(Renderer(loop),
                    ClipRecorder(out_dir, loop.fps, pre_s=clip_pre_s, post_s=clip_post_s)
                    if out_dir is not None and clips else None,
