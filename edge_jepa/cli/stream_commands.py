@@ -105,7 +105,8 @@ def watch_command(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         mode = "real time" if src.realtime else "every window"
-        console.print(f"watching {src.name} ({mode}) with {runner}"
+        inputs = f", photometric {photometric}" + (f", {roi!r}" if roi is not None else "")
+        console.print(f"watching {src.name} ({mode}) with {runner}{inputs}"
                       f"{'' if headless else ' - keys: q quit, space pause, r recalibrate'}", highlight=False,
                       soft_wrap=True)
         summary = watch(src, model=runner, headless=headless, out=out, detector=detector,
