@@ -147,7 +147,11 @@ def on_activity(starts, times: np.ndarray, diff: np.ndarray, margin: float = 1.5
 
 def report(paths: list[Path]) -> None:
     """The untouched clips' events on/off activity and the false events per change, from the JSON results."""
-    rows = [r for p in paths for r in json.loads(p.read_text())["rows"]]
+    rows = []
+    for p in paths:
+        text = p.read_text()
+        rows += json.loads(text)["rows"] if p.suffix == ".json" else [
+            json.loads(line) for line in text.splitlines() if line.startswith("{")]
     acts = {name: activity(VIDEOS / name) for name in {r["clip"] for r in rows}}
     print(f"{'clip':22} {'model:setting':16} {'events':>6} {'on activity':>11} {'also off':>8}")
     for r in rows:
@@ -157,7 +161,7 @@ def report(paths: list[Path]) -> None:
             print(f"{r['clip']:22} {r['model'] + ':' + r['setting']:16} {r['events']:>6} {n:>11} "
                   f"{r.get('also_off', r['events']):>8}")
     print(f"\n{'clip':22} {'model:setting':16} " + " ".join(f"{c:>12}" for c in CHANGES) + "   (events in the zone:"
-          " changed / untouched)")
+          " new (in the zone: changed / untouched))")
     keys = sorted({(r["clip"], r["model"], r["setting"]) for r in rows},
                   key=lambda k: (k[0], k[1], SETTINGS.index(k[2])))
     for clip, model, setting in keys:
@@ -165,24 +169,31 @@ def report(paths: list[Path]) -> None:
         for c in CHANGES:
             r = next((r for r in rows
                       if (r["clip"], r["model"], r["setting"], r["change"]) == (clip, model, setting, c)), None)
-            cells.append(f"{r['zone_events']} / {r['untouched_zone_events']}" if r else "-")
-        print(f"{clip:22} {model + ':' + setting:16} " + " ".join(f"{c:>12}" for c in cells))
+            base = next(b for b in rows if (b["clip"], b["model"], b["setting"], b["change"]) ==
+                        (clip, model, setting, "untouched")) if r else None
+            new = [t for t in r["starts"] if r["zone"][0] <= t <= r["zone"][1]
+                   and not any(abs(t - u) <= MATCH_S for u in base["starts"])] if r else []
+            cells.append(f"{len(new)} ({r['zone_events']}/{r['untouched_zone_events']})" if r else "-")
+        print(f"{clip:22} {model + ':' + setting:16} " + " ".join(f"{c:>12}" for c in cells)
+              + f"   total new {sum(int(c.split()[0]) for c in cells if c != '-')}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["default", "world"])
+    ap.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     ap.add_argument("--changes", nargs="+", default=list(CHANGES), choices=CHANGES)
     ap.add_argument("--work", type=Path, default=Path("/tmp/edge-jepa-photometric"))
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--report", type=Path, nargs="+", help="only print the tables of earlier --json results")
+    ap.add_argument("--report", type=Path, nargs="+",
+                    help="only print the tables of earlier results (--json files, or logs of their JSON lines)")
     args = ap.parse_args()
     if args.report:
         report(args.report)
         return
     torch.set_num_threads(1)
-    clips = {name: t0 for name, t0 in CLIPS.items() if (VIDEOS / name).exists()}
+    clips = {name: t0 for name, t0 in CLIPS.items() if name in args.clips and (VIDEOS / name).exists()}
     if not clips:
         sys.exit(f"no clips in {VIDEOS}")
     args.work.mkdir(parents=True, exist_ok=True)
