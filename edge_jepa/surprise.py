@@ -13,9 +13,9 @@ on arrival, the predictor runs over the cached tokens of the previous T-1 frames
 the error of its prediction (`scoring`: mean, max, nll or zmax over its tokens). `SurpriseScorer(model)`,
 `surprise_trace` and `surprise_scores` pick it for such a model.
 
-Both scorers take `photometric=` ("gain", the default: each frame's per-channel gain matched to a running reference
-over the pixels that did not change locally, so an exposure or white-balance change is no surprise; "match", "off":
-see edge_jepa.photometric) and `mask=`
+Both scorers take `photometric=` ("off", the default; "gain": each frame's per-channel gain matched to a running
+reference over the pixels that did not change locally, so an exposure or white-balance change is no surprise;
+"match": see edge_jepa.photometric) and `mask=`
 (regions of interest: a RoiMask, a picture path or an array; masked tokens do not count, see edge_jepa.roi).
 """
 
@@ -83,7 +83,7 @@ class _FrameInputs:
 
     @property
     def photometric(self) -> str:
-        """The photometric normalization: "gain" (default), "match" or "off" (edge_jepa.photometric)."""
+        """The photometric normalization: "off" (default), "gain" or "match" (edge_jepa.photometric)."""
         return self.normalizer.mode
 
     @photometric.setter

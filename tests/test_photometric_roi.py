@@ -103,8 +103,8 @@ def test_window_model_exposure_drop_and_recovery_are_no_event_but_the_object_is(
     it; the object entering is an event."""
     model = edge_jepa.load("default")
     video = write_mp4(scene(footage, auto_exposure), tmp_path / "exposure.mp4", FPS)
-    normalized = starts(run_watch(video, model))
-    raw = starts(run_watch(video, model, photometric="off"))
+    normalized = starts(run_watch(video, model, photometric="gain"))
+    raw = starts(run_watch(video, model))  # the default: off
     assert in_zone(raw, CHANGE_ZONE), f"the change is not a challenge without normalization: {raw}"
     assert not in_zone(normalized, CHANGE_ZONE), f"the exposure change raised events: {normalized}"
     assert in_zone(normalized, (OBJECT_AT - 0.1, OBJECT_AT + 0.6)), f"the object raised no event: {normalized}"
@@ -116,7 +116,7 @@ def test_frame_causal_model_ramp_and_white_balance_are_no_event_and_a_mask_hides
     blacks out the left half (where it enters)."""
     model = edge_jepa.load("world")
     video = write_avi(scene(footage, ramp_and_white_balance), tmp_path / "ramp.avi")
-    normalized = starts(run_watch(video, model))
+    normalized = starts(run_watch(video, model, photometric="gain"))
     raw = starts(run_watch(video, model, photometric="off"))
     assert in_zone(raw, CHANGE_ZONE), f"the change is not a challenge without normalization: {raw}"
     assert not in_zone(normalized, CHANGE_ZONE), f"the ramp raised events: {normalized}"
@@ -125,7 +125,8 @@ def test_frame_causal_model_ramp_and_white_balance_are_no_event_and_a_mask_hides
     mask[:, :32] = 0
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
     result = runner.invoke(app, ["watch", str(video), "--model", "world", "--headless", "--out", str(out),
-                                 "--warmup", "2", "--no-clips", "--threads", "1", "--mask", str(tmp_path / "mask.png")])
+                                 "--warmup", "2", "--no-clips", "--threads", "1", "--photometric", "gain",
+                                 "--mask", str(tmp_path / "mask.png")])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["events"] == [], summary["events"]

@@ -53,10 +53,12 @@ def watch_command(
                                                                   "(source pixels; repeat for more)"),
     ignore_poly: list[str] = typer.Option(None, "--ignore-poly", help="ignore inside this polygon \"x,y x,y ...\" "
                                                                       "(source pixels; repeat for more)"),
-    photometric: str = typer.Option("gain", "--photometric",
+    photometric: str = typer.Option("off", "--photometric",
                                     help="gain: exposure / white-balance changes are normalized away (each frame's "
-                                         "per-channel gain matched to a running reference, local changes left out); "
-                                         "match: whole-frame mean and std matched; off: frames as they come"),
+                                         "per-channel gain matched to a running reference, local changes left out; "
+                                         "for auto-exposure cameras, but a sudden whole-scene swap is then mostly "
+                                         "normalized too); match: whole-frame mean and std matched; off: frames as "
+                                         "they come"),
 ) -> None:
     """Watch a camera, file, URL or image folder for surprise; log events (and clips) as they happen.
 

@@ -52,8 +52,8 @@ class StreamLoop:
     max_gap_s: a gap between frames longer than this (or 2.5 frame intervals of a slower source) starts a new
                segment: no window spans it.
     keep_trace: keep (t, score, threshold, active) of every scored window for `trace()` (32 bytes each).
-    photometric: "gain" (default), "match" or "off": exposure / white-balance changes normalized away
-                 (edge_jepa.photometric); None keeps the scorer's setting.
+    photometric: "gain" normalizes exposure / white-balance changes away, "match" likewise by whole-frame
+                 statistics, "off" (the scorers' default) not (edge_jepa.photometric); None keeps the scorer's.
     mask: regions of interest (a RoiMask, a picture path or an array; edge_jepa.roi): only its tokens count in the
           score and the heatmap. None keeps the scorer's.
     """

@@ -99,8 +99,8 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
               its rendered frame (None when nothing is drawn).
     out: one run at a time (a second one gets OutputError); leftovers of a killed run are removed first.
     Output write failures (a full disk) remove what was half-written and raise OSError.
-    photometric: "gain" (default: exposure and white-balance changes are normalized away), "match" or "off"
-                 (edge_jepa.photometric).
+    photometric: "gain" (exposure and white-balance changes are normalized away; for auto-exposure cameras),
+                 "match" or "off" (default) (edge_jepa.photometric).
     mask: regions of interest (white = watch): a picture path, an array or a RoiMask (edge_jepa.roi).
     Keys in the window: q/Esc quit, space/p pause, r recalibrate.
     """
