@@ -32,18 +32,21 @@ from edge_jepa.data.synthetic import VIOLATIONS, WorldConfig, eval_set  # noqa: 
 from edge_jepa.evaluation import BASELINES, EVAL_SEED_BASE, PairScores, pixel_baseline_scores, summarize  # noqa: E402
 from edge_jepa.io import atomic_file  # noqa: E402
 from edge_jepa.models.world import SCORINGS, token_surprise  # noqa: E402
+from edge_jepa.photometric import PHOTOMETRIC_MODES  # noqa: E402
 from edge_jepa.surprise import FrameCausalScorer, surprise_trace  # noqa: E402
 
 SPLITS = {"validation": 1_500_000_000, "held-out": EVAL_SEED_BASE}
 
 
-def variant_scores(model, frames: np.ndarray, fps: float, caches: tuple[str, ...] = ("kv",)) -> dict[str, np.ndarray]:
+def variant_scores(model, frames: np.ndarray, fps: float, caches: tuple[str, ...] = ("kv",),
+                   photometric: str | None = None) -> dict[str, np.ndarray]:
     """Per-frame scores [F] of every surprise variant of `model` on `frames` (NaN before the first window).
-    Frame-causal models: every scoring for each stream step in `caches` ("kv" rows carry no suffix)."""
+    Frame-causal models: every scoring for each stream step in `caches` ("kv" rows carry no suffix).
+    photometric: the scorers' photometric normalization (None: the default; edge_jepa.photometric)."""
     out: dict[str, np.ndarray] = {}
     if model.config.kind == "frame_causal":
         for cache in caches:
-            results = FrameCausalScorer(model, fps=fps, cache=cache).trace(frames)
+            results = FrameCausalScorer(model, fps=fps, cache=cache, photometric=photometric).trace(frames)
             for scoring in SCORINGS:
                 s = np.full(len(frames), np.nan)
                 for r in results:
@@ -51,7 +54,7 @@ def variant_scores(model, frames: np.ndarray, fps: float, caches: tuple[str, ...
                     s[r.frame_index] = float(token_surprise(err, log_b, scoring))
                 out[scoring if cache == "kv" else f"{scoring}[{cache}]"] = s
         return out
-    results = surprise_trace(model, frames)  # window models see the frames as they come
+    results = surprise_trace(model, frames, photometric=photometric)  # window models see the frames as they come
     for name, reduce in (("mean", np.mean), ("max", np.max)):
         s = np.full(len(frames), np.nan)
         for r in results:
@@ -61,7 +64,7 @@ def variant_scores(model, frames: np.ndarray, fps: float, caches: tuple[str, ...
 
 
 def evaluate(models: dict[str, torch.nn.Module], *, fps: float, seed_base: int, pairs_per_type: int,
-             size: int = 64, caches: tuple[str, ...] = ("kv",)) -> dict:
+             size: int = 64, caches: tuple[str, ...] = ("kv",), photometrics: tuple[str | None, ...] = (None,)) -> dict:
     window = max(m.config.clip.frames for m in models.values())
     world = WorldConfig(size=size, num_frames=window * 2 + 4, fps=fps, violation_margin=window)
     pairs = eval_set(range(seed_base, seed_base + pairs_per_type * len(VIOLATIONS)), world, VIOLATIONS)
@@ -69,9 +72,11 @@ def evaluate(models: dict[str, torch.nn.Module], *, fps: float, seed_base: int, 
     for plausible, violating in pairs:
         v, vf = violating.violation, int(violating.violation_frame)
         for name, model in models.items():
-            a, b = (variant_scores(model, c.frames, fps, caches) for c in (plausible, violating))
-            for variant in a:
-                rows.setdefault(f"{name}:{variant}", []).append(PairScores(v, vf, a[variant], b[variant]))
+            for ph in photometrics:
+                a, b = (variant_scores(model, c.frames, fps, caches, ph) for c in (plausible, violating))
+                suffix = f" photometric={ph}" if len(photometrics) > 1 else ""
+                for variant in a:
+                    rows.setdefault(f"{name}:{variant}{suffix}", []).append(PairScores(v, vf, a[variant], b[variant]))
         for k in BASELINES:
             a, b = (pixel_baseline_scores(c.frames, k, size=size, mode="resize", window=window)
                     for c in (plausible, violating))
@@ -98,6 +103,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--pairs-per-type", type=int, default=20)
     p.add_argument("--cache", nargs="+", choices=FrameCausalScorer.CACHES, default=["kv"],
                    help="frame-causal stream steps to score (rows of 'rerun' carry a [rerun] suffix)")
+    p.add_argument("--photometric", nargs="+", choices=PHOTOMETRIC_MODES, default=None,
+                   help="photometric normalizations to compare (default: the scorers' default only)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -113,7 +120,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with torch.inference_mode():
         for fps in args.fps:
             reports.append(evaluate(models, fps=fps, seed_base=SPLITS[args.split], pairs_per_type=args.pairs_per_type,
-                                    caches=tuple(args.cache)))
+                                    caches=tuple(args.cache), photometrics=tuple(args.photometric or [None])))
             print_table(reports[-1])
     if args.json:
         with atomic_file(args.json) as tmp:

@@ -12,6 +12,11 @@ A frame-causal model (`edge_jepa.models.world`) is scored by `FrameCausalScorer`
 on arrival, the predictor runs over the cached tokens of the previous T-1 frames, and frame f's surprise is
 the error of its prediction (`scoring`: mean, max, nll or zmax over its tokens). `SurpriseScorer(model)`,
 `surprise_trace` and `surprise_scores` pick it for such a model.
+
+Both scorers take `photometric=` ("off", the default; "gain": each frame's per-channel gain matched to a running
+reference over the pixels that did not change locally, so an exposure or white-balance change is no surprise;
+"match": see edge_jepa.photometric) and `mask=`
+(regions of interest: a RoiMask, a picture path or an array; masked tokens do not count, see edge_jepa.roi).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.photometric import PhotometricNormalizer, check_photometric
 from edge_jepa.preprocess import IMAGENET_MEAN, IMAGENET_STD, check_frames, resize_frame
+from edge_jepa.roi import RoiMask, as_mask
 from edge_jepa.runtime.base import Runner, StepOutput
 from edge_jepa.timing import torch_threads
 
@@ -42,11 +49,13 @@ class SurpriseResult:
     score: float  # mean L1 over target tokens (a frame-causal model: its scorer's `scoring`)
     token_errors: np.ndarray  # [T', H', W'] per-token L1 over the target time steps
     log_scale: np.ndarray | None = None  # [T', H', W'] predicted log-scale of the errors (frame-causal models)
+    mask: np.ndarray | None = None  # bool [H', W']: the tokens that count (a RoiMask; None: all of them)
 
     @property
     def heatmap(self) -> np.ndarray:
-        """[H', W'] per-patch surprise (mean over the target time steps)."""
-        return self.token_errors.mean(axis=0)
+        """[H', W'] per-patch surprise (mean over the target time steps); 0 on masked tokens."""
+        heat = self.token_errors.mean(axis=0)
+        return heat if self.mask is None else np.where(self.mask, heat, 0.0).astype(heat.dtype)
 
 
 def step_errors(out: StepOutput, target_idx: torch.Tensor) -> torch.Tensor:
@@ -61,7 +70,56 @@ def frame_to_input(frame: np.ndarray, size: int, mode: str) -> np.ndarray:
     return ((x - _MEAN) * _INV_STD).transpose(2, 0, 1)
 
 
-class SurpriseScorer:
+class _FrameInputs:
+    """What both scorers do to a frame before the model (resize, photometric normalization, ImageNet normalization)
+    and which tokens count (the ROI mask mapped onto the token grid for the frame's size)."""
+
+    size: int
+    mode: str
+
+    def _init_inputs(self, photometric: str | None, mask, fps: float, patch: int) -> None:
+        self.normalizer = PhotometricNormalizer(fps=fps, mode=check_photometric(photometric))
+        self._patch = patch
+        self.set_mask(mask)
+
+    @property
+    def photometric(self) -> str:
+        """The photometric normalization: "off" (default), "gain" or "match" (edge_jepa.photometric)."""
+        return self.normalizer.mode
+
+    @photometric.setter
+    def photometric(self, mode: str) -> None:
+        self.normalizer.mode = check_photometric(mode)
+        self.normalizer.reset()
+
+    def set_mask(self, mask: RoiMask | str | os.PathLike | np.ndarray | None) -> None:
+        """Watch only the regions of `mask` from the next frame on (None: everywhere)."""
+        self.mask = as_mask(mask)
+        self.keep: np.ndarray | None = None  # bool [gh, gw] for the size of the last frame prepared
+        if self.mask is not None and self.mask.image is not None and not self.mask.ignore:  # fails here if no token
+            self.keep = self.mask.tokens(self.size, self.size, self.size, self.mode, self._patch)
+
+    def prepare(self, frame: np.ndarray, t: float | None = None) -> np.ndarray:
+        """One uint8 RGB frame of the stream (in order; `t`: its time in seconds) -> the model's input
+        float32 [3, S, S]; sets the kept tokens for its size."""
+        frame = _check_frame(frame)
+        if self.mask is not None:
+            self.keep = self.mask.tokens(frame.shape[0], frame.shape[1], self.size, self.mode, self._patch)
+        x = resize_frame(frame, self.size, self.mode).astype(np.float32)
+        x = self.normalizer(x, t)
+        if self.keep is not None and not self.keep.all():  # masked patches: flat, so their motion is no context
+            p = self._patch
+            hidden = np.repeat(np.repeat(~self.keep, p, axis=0), p, axis=1)  # [S, S] (grid * patch == size)
+            x[hidden] = x[~hidden].mean(axis=0)
+        return ((x - _MEAN) * _INV_STD).transpose(2, 0, 1)
+
+    def _kept(self, errors: np.ndarray) -> np.ndarray:
+        """The errors [..., gh, gw] of the tokens that count, flattened [..., K]."""
+        flat = errors.reshape(*errors.shape[:-2], -1)
+        return flat if self.keep is None else flat[..., self.keep.reshape(-1)]
+
+
+class SurpriseScorer(_FrameInputs):
     """Incremental surprise on a stream: `push` frames (uint8 RGB, any resolution, at the model's fps).
 
     Every `stride` frames once T frames are buffered, `push` returns a SurpriseResult for the window ending
@@ -76,7 +134,8 @@ class SurpriseScorer:
                 return FrameCausalScorer(causal, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, model: VJEPA2 | Runner | str, *, stride: int = 1, fps: float | None = None):
+    def __init__(self, model: VJEPA2 | Runner | str, *, stride: int = 1, fps: float | None = None,
+                 photometric: str | None = None, mask: RoiMask | str | os.PathLike | np.ndarray | None = None):
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
         self.runner = Runner.open(model)
@@ -92,6 +151,7 @@ class SurpriseScorer:
         self._target_idx = layout.target_idx
         self.buffer: deque[np.ndarray] = deque(maxlen=self.frames_per_window)
         self.count = 0  # frames pushed since the last reset
+        self._init_inputs(photometric, mask, self.runner.fps, self.runner.config.encoder.patch_size)
 
     @property
     def fps(self) -> float:
@@ -111,9 +171,10 @@ class SurpriseScorer:
     def reset(self) -> None:
         self.buffer.clear()
         self.count = 0
+        self.normalizer.reset()
 
     def push(self, frame: np.ndarray) -> SurpriseResult | None:
-        self.buffer.append(frame_to_input(_check_frame(frame), self.size, self.mode))
+        self.buffer.append(self.prepare(frame))
         self.count += 1
         if len(self.buffer) < self.frames_per_window or (self.count - self.frames_per_window) % self.stride:
             return None
@@ -133,10 +194,11 @@ class SurpriseScorer:
                 f"{frame_indices[0]}; check the input frames and the model ({self.runner})"
             )
         maps = errors.reshape(len(frame_indices), *self.target_shape).numpy()
-        return [SurpriseResult(int(i), float(m.mean()), m) for i, m in zip(frame_indices, maps, strict=True)]
+        return [SurpriseResult(int(i), float(self._kept(m).mean()), m, mask=self.keep)
+                for i, m in zip(frame_indices, maps, strict=True)]
 
 
-class FrameCausalScorer:
+class FrameCausalScorer(_FrameInputs):
     """Stream surprise of a frame-causal model: each new frame is encoded once, and frame f's surprise is the
     error of the prediction the model made for it from the frames before it.
 
@@ -157,7 +219,8 @@ class FrameCausalScorer:
     CACHES = ("kv", "rerun")
 
     def __init__(self, model, *, stride: int = 1, scoring: str | None = None, fps: float | None = None,
-                 cache: str | None = None):
+                 cache: str | None = None, photometric: str | None = None,
+                 mask: RoiMask | str | os.PathLike | np.ndarray | None = None):
         from edge_jepa.models.world import DEFAULT_SCORING, SCORINGS, TIME_UNIT
         from edge_jepa.runtime.stream_step import StreamStepRunner
 
@@ -191,6 +254,7 @@ class FrameCausalScorer:
         self._step = 1.0 / (self._fps * TIME_UNIT)  # time positions between two frames
         gh = gw = clip.size // model.config.encoder.patch_size
         self.target_shape = (1, gh, gw)
+        self._init_inputs(photometric, mask, self._fps, model.config.encoder.patch_size)
         self.reset()
 
     @property
@@ -210,12 +274,13 @@ class FrameCausalScorer:
         self.kv = None  # kv: the predictor's cache
         self.next: tuple[torch.Tensor, torch.Tensor] | None = None  # kv: prediction, log-scale of the next frame
         self.count = 0
+        self.normalizer.reset()
         if getattr(self, "stepper", None) is not None:
             self.stepper.reset()
 
     @torch.no_grad()
     def push(self, frame: np.ndarray) -> SurpriseResult | None:
-        return self.push_input(frame_to_input(_check_frame(frame), self.size, self.mode))
+        return self.push_input(self.prepare(frame))
 
     @torch.no_grad()
     def push_input(self, prep: np.ndarray) -> SurpriseResult | None:
@@ -267,9 +332,13 @@ class FrameCausalScorer:
         err = token_errors(pred, observed)  # [N]
         if not torch.isfinite(err).all():
             raise FloatingPointError(f"the frame-causal model produced NaN/inf at frame {index}; check the input")
-        score = float(token_surprise(err, log_b, self.scoring))
+        if self.keep is None:
+            score = float(token_surprise(err, log_b, self.scoring))
+        else:  # the model's scoring over the tokens that count
+            keep = torch.from_numpy(self.keep.reshape(-1))
+            score = float(token_surprise(err[keep], log_b[keep], self.scoring))
         return SurpriseResult(int(index), score, err.reshape(self.target_shape).numpy(),
-                              log_scale=log_b.reshape(self.target_shape).numpy())
+                              log_scale=log_b.reshape(self.target_shape).numpy(), mask=self.keep)
 
     @torch.no_grad()
     def trace(self, frames: np.ndarray | Sequence[np.ndarray], *, stride: int | None = None,
@@ -287,7 +356,7 @@ class FrameCausalScorer:
         if self.stepper is not None:  # a bundle's step takes one frame at a time
             results = [self.push(f) for f in arr]
             return [r for r in results if r is not None]
-        x = torch.from_numpy(np.stack([frame_to_input(f, self.size, self.mode) for f in arr], axis=1))  # [3, F, S, S]
+        x = torch.from_numpy(np.stack([self.prepare(f) for f in arr], axis=1))  # [3, F, S, S]
         z = torch.cat([self.model.encode_frames(x[None, :, i : i + batch_size])[0]
                        for i in range(0, len(arr), batch_size)])  # [F, N, D]
         if self.cache_mode == "kv":
@@ -322,7 +391,8 @@ def scorer_for_source(model, source_fps: float | None) -> SurpriseScorer | Frame
     lo, hi = SOURCE_RATES
     if isinstance(scorer, FrameCausalScorer) and scorer.stepper is None and source_fps and lo <= source_fps <= hi \
             and abs(source_fps - scorer.fps) > 1e-6:
-        return FrameCausalScorer(scorer.model, fps=source_fps, scoring=scorer.scoring, cache=scorer.cache_mode)
+        return FrameCausalScorer(scorer.model, fps=source_fps, scoring=scorer.scoring, cache=scorer.cache_mode,
+                                 photometric=scorer.photometric, mask=scorer.mask)
     return scorer
 
 
@@ -357,26 +427,31 @@ def _frame_causal(model):
 
 def surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.ndarray | Sequence[np.ndarray], *,
                    stride: int = 1, batch_size: int = 8, fps: float | None = None,
-                   threads: int | None = 1) -> list[SurpriseResult]:
+                   threads: int | None = 1, photometric: str | None = None,
+                   mask: RoiMask | str | os.PathLike | np.ndarray | None = None) -> list[SurpriseResult]:
     """SurpriseResults of every window (ending every `stride` frames) of a whole video, batched.
 
     fps: the frames' rate, for frame-causal models (default: the model's); window models need their own rate.
     threads: torch CPU threads while scoring, restored after (None: torch's setting). 1 by default: these small
     models gain little from a second thread, and on a loaded machine 2 threads collapsed to 4-11 windows/s
     against 112-131 with one (issue 19).
+    photometric, mask: see the module docstring (given a scorer, its own settings hold).
     """
     with torch_threads(threads):
-        return _surprise_trace(model, frames, stride=stride, batch_size=batch_size, fps=fps)
+        return _surprise_trace(model, frames, stride=stride, batch_size=batch_size, fps=fps,
+                               photometric=photometric, mask=mask)
 
 
 def _surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.ndarray | Sequence[np.ndarray], *,
-                    stride: int, batch_size: int, fps: float | None) -> list[SurpriseResult]:
+                    stride: int, batch_size: int, fps: float | None, photometric: str | None,
+                    mask: RoiMask | str | os.PathLike | np.ndarray | None) -> list[SurpriseResult]:
     if isinstance(model, FrameCausalScorer):
         return model.trace(frames, stride=stride)
     causal = None if isinstance(model, SurpriseScorer) else _frame_causal(model)
     if causal is not None:
-        return FrameCausalScorer(causal, stride=stride, fps=fps).trace(frames)
-    scorer = model if isinstance(model, SurpriseScorer) else SurpriseScorer(model, stride=stride, fps=fps)
+        return FrameCausalScorer(causal, stride=stride, fps=fps, photometric=photometric, mask=mask).trace(frames)
+    scorer = model if isinstance(model, SurpriseScorer) else SurpriseScorer(model, stride=stride, fps=fps,
+                                                                            photometric=photometric, mask=mask)
     arr = check_frames(frames)
     T = scorer.frames_per_window
     if len(arr) < T:
@@ -384,7 +459,8 @@ def _surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.nd
                       f"{scorer.fps:g} fps): nothing was scored (every score is NaN); give at least {T} frames",
                       RuntimeWarning, stacklevel=3)
         return []
-    inputs = np.stack([frame_to_input(f, scorer.size, scorer.mode) for f in arr], axis=1)  # [3, F, S, S]
+    scorer.normalizer.reset()  # a whole video: its photometric reference starts with its first frame
+    inputs = np.stack([scorer.prepare(f) for f in arr], axis=1)  # [3, F, S, S]
     ends = list(range(T - 1, len(arr), stride))
     limit = scorer.runner.max_batch or batch_size
     results: list[SurpriseResult] = []
@@ -396,7 +472,9 @@ def _surprise_trace(model: VJEPA2 | Runner | str | SurpriseScorer, frames: np.nd
 
 
 def surprise_scores(model: VJEPA2 | Runner | str, frames: np.ndarray | Sequence[np.ndarray], *,
-                    stride: int = 1, fps: float | None = None, threads: int | None = 1) -> np.ndarray:
+                    stride: int = 1, fps: float | None = None, threads: int | None = 1,
+                    photometric: str | None = None,
+                    mask: RoiMask | str | os.PathLike | np.ndarray | None = None) -> np.ndarray:
     """Surprise attributed to each frame: float [F], NaN until the first window is complete.
 
     frames: uint8 RGB [F, H, W, 3] of any resolution, at the model's frame rate (`model.config.clip.fps`);
@@ -405,7 +483,7 @@ def surprise_scores(model: VJEPA2 | Runner | str, frames: np.ndarray | Sequence[
     """
     arr = check_frames(frames)
     scores = np.full(len(arr), np.nan, dtype=np.float64)
-    for r in surprise_trace(model, arr, stride=stride, fps=fps, threads=threads):
+    for r in surprise_trace(model, arr, stride=stride, fps=fps, threads=threads, photometric=photometric, mask=mask):
         scores[r.frame_index : r.frame_index + stride] = r.score
     return scores
 

@@ -103,7 +103,7 @@ def test_pushing_frames_equals_the_batched_trace_and_encodes_each_frame_once(wor
 
 def test_kv_cache_stream_equals_the_sliding_window_predictor_and_the_rerun_on_the_first_window(world_model):
     frames = _clip(frames=14)
-    kv = FrameCausalScorer(world_model, cache="kv")
+    kv = FrameCausalScorer(world_model, cache="kv", photometric="off")  # the frames as frame_to_input makes them
     x = torch.from_numpy(np.stack([frame_to_input(f, 32, "resize") for f in frames], axis=1))[None]
     with torch.no_grad():
         z = world_model.encode_frames(x)  # [1, 14, N, D]
@@ -336,7 +336,7 @@ def test_a_residual_predictor_starts_as_the_copy_and_streams_like_the_plain_one(
     torch.testing.assert_close(pred, torch.nn.functional.layer_norm(z, z.shape[-1:]))  # "copy the last frame"
     model = edge_jepa.create(cfg, seed=0).eval()
     frames = _clip(frames=10)
-    kv = FrameCausalScorer(model, cache="kv")
+    kv = FrameCausalScorer(model, cache="kv", photometric="off")  # the frames as frame_to_input makes them
     x = torch.from_numpy(np.stack([frame_to_input(f, 32, "resize") for f in frames], axis=1))[None]
     with torch.no_grad():
         full, _ = model.predict(model.encode_frames(x), 30.0)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from edge_jepa.cli.app import app, console, fail
 from edge_jepa.cli.errors import non_negative, positive
+from edge_jepa.photometric import check_photometric
 
 DEFAULT_HEADLESS_OUT = Path("edge-jepa-watch")
 
@@ -56,6 +57,19 @@ def watch_command(
     notify: str = typer.Option(None, "--notify", metavar="URL",
                                help="webhook: POST each event record as JSON to this http(s) URL (own thread, "
                                     "retried with backoff, never blocks capture; deliveries counted in summary.json)"),
+    mask: Path = typer.Option(None, "--mask", help="regions of interest: a picture (white = watch, black = ignore; "
+                                                   "any size, stretched to the frame) or a JSON file "
+                                                   "{\"watch\": [[[x, y], ...]], \"ignore\": [...]} in source pixels"),
+    mask_poly: list[str] = typer.Option(None, "--mask-poly", help="watch only inside this polygon \"x,y x,y x,y ...\" "
+                                                                  "(source pixels; repeat for more)"),
+    ignore_poly: list[str] = typer.Option(None, "--ignore-poly", help="ignore inside this polygon \"x,y x,y ...\" "
+                                                                      "(source pixels; repeat for more)"),
+    photometric: str = typer.Option("off", "--photometric",
+                                    help="gain: exposure / white-balance changes are normalized away (each frame's "
+                                         "per-channel gain matched to a running reference, local changes left out; "
+                                         "for auto-exposure cameras, but a sudden whole-scene swap is then mostly "
+                                         "normalized too); match: whole-frame mean and std matched; off: frames as "
+                                         "they come"),
 ) -> None:
     """Watch a camera, file, URL or image folder for surprise; log events (and clips) as they happen.
 
@@ -77,6 +91,12 @@ def watch_command(
 
         runner = as_scorer(model)  # a window model's Runner inside a scorer, or a frame-causal model's scorer
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
+        raise fail(str(e)) from None
+    try:
+        roi = _roi_mask(mask, mask_poly or [], ignore_poly or [])
+        runner.set_mask(roi)  # a mask that keeps no token of the model's grid fails here
+        check_photometric(photometric)
+    except ValueError as e:
         raise fail(str(e)) from None
     settings = {name: value for name, value in (("warmup_s", warmup), ("k", k), ("k_low", k_low),
                                                 ("min_duration_s", min_duration)) if value is not None}
@@ -101,12 +121,13 @@ def watch_command(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         mode = "real time" if src.realtime else "every window"
-        console.print(f"watching {src.name} ({mode}) with {runner}"
+        inputs = f", photometric {photometric}" + (f", {roi!r}" if roi is not None else "")
+        console.print(f"watching {src.name} ({mode}) with {runner}{inputs}"
                       f"{'' if headless else ' - keys: q quit, space pause, r recalibrate'}", highlight=False,
                       soft_wrap=True)
         summary = watch(src, model=runner, headless=headless, out=out, detector=detector,
                         max_seconds=seconds, clips=clips, on_event=on_event, notify=notify, width=width,
-                        threads=threads)
+                        threads=threads, photometric=photometric)
     except (SourceError, RuntimeError, FloatingPointError) as e:
         src.close()
         raise fail(str(e)) from None
@@ -123,6 +144,23 @@ def watch_command(
                       stacklevel=1)
     if summary.stopped_by == "interrupt":  # Ctrl-C (or SIGTERM): the outputs are complete, the exit says why
         raise typer.Exit(130)
+
+
+def _roi_mask(path: Path | None, watch_polys: list[str], ignore_polys: list[str]):
+    """The RoiMask of --mask / --mask-poly / --ignore-poly (None without any); MaskError (a ValueError) if bad."""
+    from edge_jepa.roi import RoiMask
+
+    if path is None and not watch_polys and not ignore_polys:
+        return None
+    watch_pts = [RoiMask.parse_polygon(p) for p in watch_polys]
+    ignore_pts = [RoiMask.parse_polygon(p) for p in ignore_polys]
+    if path is None:
+        return RoiMask(watch=watch_pts, ignore=ignore_pts, name="--mask-poly" if watch_pts else "--ignore-poly")
+    base = RoiMask.load(path)
+    if watch_pts and (base.image is not None or base.watch):
+        raise ValueError(f"{path} already says what to watch: give --mask or --mask-poly, not both "
+                         "(--ignore-poly adds to either)")
+    return RoiMask(base.image, watch=[*base.watch, *watch_pts], ignore=[*base.ignore, *ignore_pts], name=str(path))
 
 
 def stats_table(summary) -> Table:

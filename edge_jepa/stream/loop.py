@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import threading
 import time
 import warnings
@@ -23,6 +24,8 @@ import torch
 
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.models.world import FrameCausalJEPA
+from edge_jepa.photometric import check_photometric
+from edge_jepa.roi import RoiMask
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.capture import Capture
 from edge_jepa.stream.events import Event, EventDetector
@@ -32,7 +35,7 @@ from edge_jepa.stream.ring import CapturedFrame, FrameRing
 from edge_jepa.stream.sources import Source
 from edge_jepa.stream.stats import LoopCounters, StreamStats
 from edge_jepa.stream.update import ScoredWindow, StreamUpdate
-from edge_jepa.surprise import FrameCausalScorer, frame_to_input, scorer_for_source
+from edge_jepa.surprise import FrameCausalScorer, as_scorer, scorer_for_source
 
 SLOW_SOURCE_SHARE = 0.9  # a source announcing fewer than this share of the model's fps gets a warning
 
@@ -52,13 +55,23 @@ class StreamLoop:
     keep_trace: keep (t, score, threshold, active) of every scored window for `trace()` (32 bytes each).
     view_width: the capture thread also keeps each frame shrunk to at most this width in `frame.view`, for
                 drawing (None: no copy). The model's input is always prepared there, once per frame.
+    photometric: "gain" normalizes exposure / white-balance changes away, "match" likewise by whole-frame
+                 statistics, "off" (the scorers' default) not (edge_jepa.photometric); None keeps the scorer's.
+    mask: regions of interest (a RoiMask, a picture path or an array; edge_jepa.roi): only its tokens count in the
+          score and the heatmap. None keeps the scorer's.
     """
 
     def __init__(self, model: Runner | VJEPA2 | FrameCausalJEPA | str, source: Source, *,
                  detector: EventDetector | None = None, on_event: Callable[[Event], None] | None = None,
                  max_gap_s: float = 1.0, keep_trace: bool = True, queue_size: int = 8,
-                 view_width: int | None = None):
-        self.scorer = scorer_for_source(model, source.nominal_fps)
+                 view_width: int | None = None, photometric: str | None = None,
+                 mask: RoiMask | str | os.PathLike | np.ndarray | None = None):
+        scorer = as_scorer(model)
+        if photometric is not None:
+            scorer.photometric = check_photometric(photometric)
+        if mask is not None:
+            scorer.set_mask(mask)
+        self.scorer = scorer_for_source(scorer, source.nominal_fps)
         self.causal = isinstance(self.scorer, FrameCausalScorer)
         self.source = source
         self.realtime = bool(source.realtime)
@@ -82,9 +95,8 @@ class StreamLoop:
         self.stop_event, self._paused, self._recalibrate = threading.Event(), threading.Event(), threading.Event()
         self.counters = LoopCounters(keep_trace)
         self.recent = self.counters.recent  # (t, score, threshold) of the newest windows
-        size, mode = self.scorer.size, self.scorer.mode
         self.capture = Capture(source, self.ring, self.counters, self.max_gap_s, self.stop_event,
-                               prepare=lambda image: frame_to_input(image, size, mode), view_width=view_width)
+                               prepare=self._prepare, view_width=view_width)
         self.policy = RealtimePolicy(self) if self.realtime else EveryWindowPolicy(self, queue_size)
         self.peaks = PeakTracker(self.scorer.size, self.scorer.mode, lambda: self.detector.heat_baseline)
         self._lock = threading.Lock()
@@ -97,6 +109,7 @@ class StreamLoop:
         self._t_start: float | None = None
         self._last_frame: CapturedFrame | None = None
         self._last_t = math.nan
+        self._prep_segment: int | None = None  # segment of the last frame prepared for the model
 
     def _use_model_prior(self) -> None:
         """Give the detector the model's surprise prior (edge_jepa.stream.prior) so it judges from the first
@@ -229,14 +242,21 @@ class StreamLoop:
                                f"({len(window)} frames in the window, {self.scorer.frames_per_window} needed)")
         return result
 
+    def _prepare(self, image: np.ndarray, t: float, segment: int) -> np.ndarray:
+        """The model's input for a frame (capture thread, in capture order): the scorer's preprocessing with its
+        photometric normalization; a new segment restarts the photometric reference."""
+        if segment != self._prep_segment:
+            self.scorer.normalizer.reset()
+            self._prep_segment = segment
+        return self.scorer.prepare(image, t)
+
     def score(self, window: list[CapturedFrame]) -> ScoredWindow:
         """Score one window, step the detector, record the events and counters; the ScoredWindow."""
         end = window[-1]
         began = time.monotonic()
-        size, mode = self.scorer.size, self.scorer.mode
         for f in window:
-            if f.prep is None:
-                f.prep = frame_to_input(f.image, size, mode)
+            if f.prep is None:  # prepared at capture; this is only for frames that did not come through it
+                f.prep = self._prepare(f.image, f.t, f.segment)
         if self.causal and self.scorer.stepper is not None:  # a bundle's KV stream step, one call per frame
             result = self._step_frames(window)
         elif self.causal:  # each frame through the encoder once, the predictor over the window's cached tokens

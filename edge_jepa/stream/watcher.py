@@ -33,6 +33,8 @@ import numpy as np
 from edge_jepa.io import atomic_file, strict_json
 from edge_jepa.models.vjepa2 import VJEPA2
 from edge_jepa.outputs import OutputError, OutputLock, clean_leftovers
+from edge_jepa.photometric import check_photometric
+from edge_jepa.roi import RoiMask, as_mask
 from edge_jepa.runtime.base import Runner
 from edge_jepa.stream.events import Event, EventDetector, EventLog
 from edge_jepa.stream.evidence import PeakTracker, thumbnail_name, write_thumbnail
@@ -105,7 +107,8 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
           on_event: Callable[[Event], None] | None = None,
           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None = None,
           window: str = "edge-jepa watch", notify: str | Notifier | None = None,
-          run_id: str | None = None, width: int | None = None, threads: int | None = 1) -> WatchSummary:
+          run_id: str | None = None, width: int | None = None, threads: int | None = 1,
+          photometric: str | None = None, mask: RoiMask | str | os.PathLike | np.ndarray | None = None) -> WatchSummary:
     """Watch a source for surprise until it ends, the user quits (q/Esc, Ctrl-C) or `max_seconds` of source
     time have passed; returns the summary (outputs are complete even after Ctrl-C).
 
@@ -121,6 +124,9 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
     run_id: this run's id on every event and in the summary (default: new_run_id()).
     out: one run at a time (a second one gets OutputError); leftovers of a killed run are removed first.
     Output write failures (a full disk) remove what was half-written and raise OSError.
+    photometric: "gain" (exposure and white-balance changes are normalized away; for auto-exposure cameras),
+                 "match" or "off" (default) (edge_jepa.photometric).
+    mask: regions of interest (white = watch): a picture path, an array or a RoiMask (edge_jepa.roi).
     Keys in the window: q/Esc quit, space/p pause, r recalibrate.
     width: the drawn frames' width at most (window, annotated video, clips); each frame is shrunk to it once,
            right after capture. Default: 640 headless, 960 with a window.
@@ -128,6 +134,9 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
              the default: inference runs beside capture, drawing and encoding, and on a shared machine a second
              thread waits for a busy core.
     """
+    mask = as_mask(mask)  # a bad mask file fails before anything is opened
+    if photometric is not None:
+        check_photometric(photometric)
     out_dir = Path(out) if out is not None else None
     notifier = Notifier(notify) if isinstance(notify, str) else notify  # a bad URL fails before any work
     width = width or (HEADLESS_WIDTH if headless else WINDOW_WIDTH)
@@ -136,7 +145,8 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
             return _watch(source, model=model, headless=headless, out_dir=out_dir, realtime=realtime,
                           detector=detector, fps=fps, max_seconds=max_seconds, clips=clips, clip_pre_s=clip_pre_s,
                           clip_post_s=clip_post_s, on_event=on_event, on_update=on_update, window=window,
-                          notifier=notifier, run_id=run_id or new_run_id(), width=width)
+                          notifier=notifier, run_id=run_id or new_run_id(), width=width,
+                          photometric=photometric, mask=mask)
     finally:
         if notifier is not None:
             notifier.close(0.0)  # after a failure (else already closed): stop its thread
@@ -161,7 +171,8 @@ def _watch(source, *, model, headless: bool, out_dir: Path | None, realtime: boo
            detector: EventDetector | None, fps: float | None, max_seconds: float | None, clips: bool,
            clip_pre_s: float, clip_post_s: float, on_event: Callable[[Event], None] | None,
            on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None, window: str,
-           notifier: Notifier | None, run_id: str, width: int) -> WatchSummary:
+           notifier: Notifier | None, run_id: str, width: int,
+           photometric: str | None = None, mask: RoiMask | None = None) -> WatchSummary:
     scorer = as_scorer(model)  # a window model's (through its Runner) or a frame-causal model's
     src = _open(source, scorer, headless, realtime, fps)
     log = EventLog(out_dir / "events.jsonl") if out_dir is not None else None
@@ -169,7 +180,8 @@ def _watch(source, *, model, headless: bool, out_dir: Path | None, realtime: boo
     if log is not None:
         detector.next_id = max(detector.next_id, log.next_id)
     events = _EventSink(out_dir, clips, log, on_event, notifier, run_id)
-    loop = StreamLoop(scorer, src, detector=detector, on_event=events, keep_trace=headless, view_width=width)
+    loop = StreamLoop(scorer, src, detector=detector, on_event=events, keep_trace=headless, view_width=width,
+                      photometric=photometric, mask=mask)
     events.peaks = loop.peaks
     sinks = _Sinks(Renderer(loop, max_width=width),
                    ClipRecorder(out_dir, loop.fps, pre_s=clip_pre_s, post_s=clip_post_s, background=True)
