@@ -165,3 +165,36 @@ def test_fit_refuses_footage_too_short_or_unreadable(tiny_model_dir, tmp_path):
         assert not (tmp_path / "f").exists()
     res = runner.invoke(app, ["fit", "--source", str(short), "--out", str(tmp_path / "f"), "--holdout", "0.9"])
     assert res.exit_code == 2 and "--holdout" in res.output
+
+
+def test_camera_recording_for_fit_streams_to_disk(tmp_path, monkeypatch):
+    """`fit --source 0` records the camera first. No camera exists here, so a stand-in VideoCapture (a mock of
+    the device only) delivers 1280x720 frames; the MP4 is real, and the recording never holds its frames."""
+    from edge_jepa.cli.world_commands import _record_camera
+    from tests.video_files import count_frames
+
+    class Camera:
+        def __init__(self, index):
+            self.n = 0
+
+        def isOpened(self):  # noqa: N802 (OpenCV's name)
+            return True
+
+        def read(self):
+            self.n += 1
+            return True, np.full((720, 1280, 3), self.n % 250, np.uint8)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", Camera)
+    tracemalloc.start()
+    try:
+        path = _record_camera(0, 1.0, 20.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    monkeypatch.undo()
+    count, shape = count_frames(path)
+    assert 15 <= count <= 21 and shape == (720, 1280, 3)
+    assert peak < 6 * 720 * 1280 * 3, f"peak {peak / 2**20:.1f} MB for {count} frames of 2.6 MB"

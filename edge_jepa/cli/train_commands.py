@@ -56,7 +56,7 @@ class TrainingBar:
         model = trainer.model
         console.print(f"training {model.config.name} ({model.num_params() / 1e6:.2f} M params) on "
                       f"{trainer.source.describe()}")
-        budget = f" ({cfg.max_minutes:g} min budget)" if cfg.max_minutes else ""
+        budget = f" ({cfg.max_minutes:g} min or {cfg.steps} steps, whichever first)" if cfg.max_minutes else ""
         self.task = self.progress.add_task(self.label + budget, total=1.0, info=self._info(trainer.step),
                                            completed=_share_done(trainer.step, trainer.seconds, cfg))
 

@@ -157,8 +157,10 @@ def print_fit(run, minutes: float, steps: int) -> None:
     result, check = run.result, run.check
     ended = (f"the {minutes:g} min budget ran out first (--steps {steps} not reached)" if check.stopped_by == "time"
              else f"the step cap (--steps {steps}) came first, after {result.seconds / 60:.1f} of {minutes:g} min")
-    console.print(f"trained {result.steps_done} steps in {result.seconds / 60:.1f} min: {ended}")
     held = sum(h["seconds"] for h in check.held_out)
+    console.print(f"footage: {check.footage_seconds:.1f} s decoded at the model's size in {check.decode_seconds:.1f} s;"
+                  f" {check.footage_seconds - held:.1f} s to train on, the last {held:.1f} s held out")
+    console.print(f"trained {result.steps_done} steps in {result.seconds / 60:.1f} min: {ended}")
     table = Table(title=f"held-out check: the last {held:.1f} s of the footage ({check.after.windows} frames "
                         "scored), never trained on")
     for col in ("on held-out footage", "before", "after", "change"):
@@ -185,19 +187,19 @@ def print_fit(run, minutes: float, steps: int) -> None:
 
 
 def _record_camera(index: int, seconds: float, fps: float) -> Path:
-    """Record `seconds` from a camera to a temporary MP4 (frames at the model's fps)."""
+    """Record `seconds` from a camera to a temporary MP4 (frames at the model's fps), written as they come: a
+    recording never sits in memory at the camera's resolution."""
     import time
 
     import cv2
-    import numpy as np
 
-    from edge_jepa.data.synthetic import write_mp4
     from edge_jepa.video import VideoError
 
     cap = cv2.VideoCapture(index)
     if not cap.isOpened():
         raise VideoError(f"camera {index}: cannot open (is it connected and free?)")
-    frames, t0, next_t = [], time.monotonic(), 0.0
+    path = Path(tempfile.mkdtemp(prefix="edge-jepa-camera-")) / f"camera{index}.mp4"
+    writer, written, t0, next_t = None, 0, time.monotonic(), 0.0
     try:
         with _bar() as progress:
             task = progress.add_task(f"recording camera {index}", total=int(seconds * fps))
@@ -206,10 +208,21 @@ def _record_camera(index: int, seconds: float, fps: float) -> Path:
                 if not ok:
                     raise VideoError(f"camera {index}: stopped delivering frames")
                 if time.monotonic() - t0 >= next_t:
-                    frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                    if frame.ndim == 2:
+                        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+                    if writer is None:
+                        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                                 (frame.shape[1], frame.shape[0]))
+                        if not writer.isOpened():
+                            raise VideoError(f"{path}: OpenCV cannot write an MP4 (mp4v) here")
+                    writer.write(frame)
+                    written += 1
                     next_t += 1.0 / fps
-                    progress.update(task, completed=len(frames))
+                    progress.update(task, completed=written)
     finally:
         cap.release()
-    path = Path(tempfile.mkdtemp(prefix="edge-jepa-camera-")) / f"camera{index}.mp4"
-    return write_mp4(np.stack(frames), path, fps)
+        if writer is not None:
+            writer.release()
+    if not written:
+        raise VideoError(f"camera {index}: no frame recorded in {seconds:g} s")
+    return path
