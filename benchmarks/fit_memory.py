@@ -10,7 +10,8 @@ resident set size from the kernel (`os.wait4`, ru_maxrss):
 2. `fit`: the whole `edge-jepa fit` (decode, held-out check before, `--steps` training steps, held-out check
    after, model written).
 
-Memory does not depend on the number of steps (one batch at a time), so a few steps measure it.
+The two children run side by side. Memory does not depend on the number of steps (one batch at a time), so a
+few steps measure it.
 
     python benchmarks/fit_memory.py                                  # 10 min, 1920x1080, 30 fps, default model
     python benchmarks/fit_memory.py --minutes 2 --model world --steps 10
@@ -74,16 +75,17 @@ def write_recording(path: Path, minutes: float, width: int, height: int, fps: fl
     return path
 
 
-def run_child(args: list[str], env: dict) -> tuple[int, float, float, str]:
-    """(exit code, peak RSS in MB, wall seconds, output tail) of one child process."""
-    t0 = time.monotonic()
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read()
-    return proc.returncode, usage.ru_maxrss / 1024.0, time.monotonic() - t0, text
+def start_child(args: list[str], env: dict, log) -> tuple[subprocess.Popen, float]:
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT), time.monotonic()
+
+
+def wait_child(child: tuple[subprocess.Popen, float], log) -> tuple[int, float, float, str]:
+    """(exit code, peak RSS in MB, wall seconds, output) of a child started by start_child."""
+    proc, t0 = child
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: ru_maxrss is its peak RSS (KB)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    log.seek(0)
+    return proc.returncode, usage.ru_maxrss / 1024.0, time.monotonic() - t0, log.read()
 
 
 DECODE_ONLY = """
@@ -104,6 +106,8 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--video", type=Path, help="measure on this file instead of generating one")
+    ap.add_argument("--keep", type=Path, help="write the generated recording here (and keep it) instead of a "
+                    "temporary directory")
     ap.add_argument("--model", default="default", help="model to fit (default: the embedded window model)")
     ap.add_argument("--steps", type=int, default=20, help="training steps of the measured fit")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the children")
@@ -116,7 +120,8 @@ def main() -> None:
         t0 = time.monotonic()
         if video is None:
             print(f"writing a {args.minutes:g} min {args.width}x{args.height} {args.fps:g} fps recording ...")
-            video = write_recording(Path(tmp) / "recording.mp4", args.minutes, args.width, args.height, args.fps)
+            video = write_recording(args.keep or Path(tmp) / "recording.mp4", args.minutes, args.width, args.height,
+                                    args.fps)
         write_s = time.monotonic() - t0
         cap = cv2.VideoCapture(str(video))
         width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -126,21 +131,23 @@ def main() -> None:
         print(f"{video}: {width}x{height}, {count} frames at {fps:g} fps ({video.stat().st_size / 2**20:.0f} MB); "
               f"holding every frame at full resolution would take {full_res_gb:.1f} GB")
 
-        print("decode only ...")
-        rc, decode_mb, decode_s, text = run_child([sys.executable, "-c", DECODE_ONLY, str(video), args.model], env)
-        print(text.strip()[-400:])
-        if rc:
-            raise SystemExit(f"decode child failed ({rc})")
-        print(f"decode: peak RSS {decode_mb:.0f} MB, {decode_s:.0f} s")
-
-        print(f"fit --steps {args.steps} ...")
+        # the two children run side by side (each one's peak RSS is its own; the machine is shared anyway)
         out = Path(tmp) / "fitted"
-        rc, fit_mb, fit_s, text = run_child([sys.executable, "-m", "edge_jepa.cli.main", "fit", "--source", str(video),
-                                             "--out", str(out), "--model", args.model, "--steps", str(args.steps),
-                                             "--minutes", "30", "--threads", str(args.threads)], env)
-        print(text.strip()[-3000:])
-        if rc:
-            raise SystemExit(f"fit child failed ({rc})")
+        print(f"decode only, and fit --steps {args.steps}, in two child processes ...")
+        with tempfile.TemporaryFile("w+") as dlog, tempfile.TemporaryFile("w+") as flog:
+            decode = start_child([sys.executable, "-c", DECODE_ONLY, str(video), args.model], env, dlog)
+            fit = start_child([sys.executable, "-m", "edge_jepa.cli.main", "fit", "--source", str(video), "--out",
+                               str(out), "--model", args.model, "--steps", str(args.steps), "--minutes", "30",
+                               "--threads", str(args.threads)], env, flog)
+            rc, decode_mb, decode_s, text = wait_child(decode, dlog)
+            print(text.strip()[-400:])
+            if rc:
+                raise SystemExit(f"decode child failed ({rc})")
+            print(f"decode: peak RSS {decode_mb:.0f} MB, {decode_s:.0f} s")
+            rc, fit_mb, fit_s, text = wait_child(fit, flog)
+            print(text.strip()[-3000:])
+            if rc:
+                raise SystemExit(f"fit child failed ({rc})")
         print(f"fit: peak RSS {fit_mb:.0f} MB, {fit_s:.0f} s")
         card = json.loads((out / "card.json").read_text())
 
