@@ -164,7 +164,7 @@ def read_video(path: str | os.PathLike, fps: float | None = None, *, max_seconds
         def transform(frame: np.ndarray) -> np.ndarray:
             return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
-    duration = probe_duration(path) if on_progress else None
+    duration = probe_duration(path)  # also sizes the frame buffer: no doubling, no copy at the end
     if max_seconds is not None and duration is not None:
         duration = min(duration, max_seconds)
     step = None if fps is None else 1.0 / fps
