@@ -1,10 +1,15 @@
-"""Reading video files with OpenCV: RGB frames resampled to a target frame rate by timestamps."""
+"""Reading video files with OpenCV: RGB frames resampled to a target frame rate by timestamps.
+
+Long recordings are read at the size they are used at: `read_video(path, fps, transform=...)` shrinks each frame
+as it is decoded and keeps only the frames the target rate shows, so memory follows the output (frames x its
+size), never the source's resolution or frame rate.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +57,18 @@ def list_videos(folder: str | os.PathLike) -> list[Path]:
     return videos
 
 
-def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
-    """(time in seconds, RGB frame) for every decodable frame; clear errors for unreadable files."""
+def iter_frames(path: str | os.PathLike, transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                ) -> Iterator[tuple[float, np.ndarray]]:
+    """(time in seconds, RGB frame) for every decodable frame; clear errors for unreadable files.
+
+    transform: a geometric change (resize, crop) applied to each decoded frame before anything else, so the
+    full-resolution frame is dropped at once (colour conversion then runs on the small frame).
+    """
     path = Path(path)
     if not path.exists():
         raise VideoError(f"{path}: no such video file")
+    if not path.is_file():
+        raise VideoError(f"{path}: not a file (expected a video file)")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise VideoError(f"{path}: OpenCV cannot open this file as a video")
@@ -73,6 +85,8 @@ def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
                 t = index / native if index / native > last_t else last_t + 1.0 / native
             last_t = t
             index += 1
+            if transform is not None:
+                frame = transform(frame)
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
             else:
@@ -84,6 +98,46 @@ def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
         raise VideoError(f"{path}: no decodable frames (corrupt file or unsupported codec?)")
 
 
+def probe_duration(path: str | os.PathLike) -> float | None:
+    """The duration (s) the file's header announces (frame count / fps), or None; an estimate for progress bars
+    (headers can be wrong: count frames by decoding them)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        count, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    if not (count and fps and np.isfinite(count) and np.isfinite(fps) and count > 0 and 0 < fps < 1000):
+        return None
+    return float(count / fps)
+
+
+class _Frames:
+    """A growing uint8 array of equal-sized frames (capacity doubles): appending never holds a list of frames
+    next to their stacked copy."""
+
+    def __init__(self, capacity: int = 256):
+        self.capacity, self.n = max(1, capacity), 0
+        self.data: np.ndarray | None = None
+
+    def append(self, frame: np.ndarray) -> None:
+        if self.data is None:
+            self.data = np.empty((self.capacity, *frame.shape), frame.dtype)
+        elif frame.shape != self.data.shape[1:]:
+            raise VideoError(f"frame size changed mid-video from {self.data.shape[2]}x{self.data.shape[1]} to "
+                             f"{frame.shape[1]}x{frame.shape[0]}: read it with a resize")
+        if self.n == len(self.data):
+            grown = np.empty((2 * len(self.data), *self.data.shape[1:]), self.data.dtype)
+            grown[: self.n] = self.data
+            self.data = grown
+        self.data[self.n] = frame
+        self.n += 1
+
+    def array(self) -> np.ndarray:
+        """The frames [n, ...]; a copy only when much capacity is unused."""
+        assert self.data is not None
+        return self.data[: self.n] if self.n * 5 >= 4 * len(self.data) else self.data[: self.n].copy()
+
+
 def resample_indices(times: np.ndarray, fps: float) -> np.ndarray:
     """Indices of the frames shown at t = t0, t0 + 1/fps, ... (the latest frame at or before each tick)."""
     if len(times) == 0:
@@ -93,24 +147,59 @@ def resample_indices(times: np.ndarray, fps: float) -> np.ndarray:
 
 
 def read_video(path: str | os.PathLike, fps: float | None = None, *, max_seconds: float | None = None,
-               resize: tuple[int, int] | None = None) -> Video:
-    """Decode a whole video (optionally only its first `max_seconds`), resampled to `fps` by timestamps.
+               resize: tuple[int, int] | None = None, transform: Callable[[np.ndarray], np.ndarray] | None = None,
+               on_progress: Callable[[float, float | None], None] | None = None) -> Video:
+    """Decode a video (optionally only its first `max_seconds`), resampled to `fps` by timestamps while reading:
+    each tick t0 + k / fps shows the latest frame at or before it, and frames no tick shows are dropped at once.
 
-    resize: (width, height) to shrink frames while decoding (saves memory on long videos).
+    resize: (width, height) to shrink frames while decoding; transform: any per-frame resize/crop instead
+    (e.g. the model's preprocessing). Either keeps memory bounded by the output size, not the source's.
+    on_progress(seconds decoded, announced duration or None), about once per second of video.
     """
-    times, frames = [], []
-    for t, frame in iter_frames(path):
-        if max_seconds is not None and times and t - times[0] > max_seconds:
+    if resize is not None and transform is not None:
+        raise ValueError("give resize or transform, not both")
+    if resize is not None:
+        size = resize
+
+        def transform(frame: np.ndarray) -> np.ndarray:
+            return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+    duration = probe_duration(path)  # also sizes the frame buffer: no doubling, no copy at the end
+    if max_seconds is not None and duration is not None:
+        duration = min(duration, max_seconds)
+    step = None if fps is None else 1.0 / fps
+    expected = None if duration is None else duration * (fps or 30.0) + 2
+    kept, times = _Frames(int(expected * 1.05) + 8 if expected else 256), []
+    t0: float | None = None
+    held: np.ndarray | None = None  # the latest frame, waiting for the next frame's time to know its ticks
+    reported = 0.0
+    for t, frame in iter_frames(path, transform):
+        if t0 is None:
+            t0 = t
+        if max_seconds is not None and t - t0 > max_seconds:
             break
-        if resize is not None:
-            frame = cv2.resize(frame, resize, interpolation=cv2.INTER_AREA)
-        times.append(t)
-        frames.append(frame)
+        if on_progress and t - t0 >= reported + 1.0:
+            reported = t - t0
+            on_progress(reported, duration)
+        if step is None:
+            kept.append(frame)
+            times.append(t)
+            continue
+        while held is not None and t0 + len(times) * step + 1e-6 < t:  # ticks before this frame show `held`
+            times.append(t0 + len(times) / fps)
+            kept.append(held)
+        held, last_t = frame, t
+    if t0 is None:  # iter_frames raises first; only an empty max_seconds window gets here
+        raise VideoError(f"{path}: no decodable frames")
+    if step is not None:
+        while t0 + len(times) * step <= last_t + 1e-9:  # the ticks the last frame shows
+            times.append(t0 + len(times) / fps)
+            kept.append(held)
     t_arr = np.asarray(times, dtype=np.float64)
-    stack = np.stack(frames)
+    if on_progress:
+        on_progress(float(t_arr[-1] - t_arr[0]), float(t_arr[-1] - t_arr[0]))
     if fps is None:
         dt = np.diff(t_arr)
         rate = float(1.0 / np.median(dt)) if len(dt) else 30.0
-        return Video(stack, t_arr, rate, Path(path))
-    idx = resample_indices(t_arr, fps)
-    return Video(stack[idx], t_arr[0] + np.arange(len(idx)) / fps, float(fps), Path(path))
+        return Video(kept.array(), t_arr, rate, Path(path))
+    return Video(kept.array(), t_arr, float(fps), Path(path))

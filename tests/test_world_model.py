@@ -361,8 +361,12 @@ def test_fit_trains_a_frame_causal_model_and_window_only_commands_say_so(world_m
                           (["bench", model, "--formats", "eager", "--runs", "1"], "through its bundle")):
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
-    video = write_mp4(render_long_video(3, 2.0, WorldConfig(size=64, fps=30.0)).frames, tmp_path / "scene.mp4", 30.0)
+    video = write_mp4(render_long_video(3, 7.0, WorldConfig(size=64, fps=30.0)).frames, tmp_path / "scene.mp4", 30.0)
     res = runner.invoke(app, ["fit", "--source", str(video), "--out", str(tmp_path / "fit"), "--model", model,
-                              "--steps", "2", "--batch-size", "2"])
+                              "--steps", "2", "--batch-size", "2", "--threads", "1"])
     assert res.exit_code == 0, res.output
     assert isinstance(edge_jepa.load(tmp_path / "fit"), FrameCausalJEPA)
+    assert "held-out check: the last 1.4 s" in " ".join(res.output.split())  # 20% of 7 s, scored by the world model
+    fit = json.loads((tmp_path / "fit" / "card.json").read_text())["fit"]
+    assert fit["before"]["windows"] == fit["after"]["windows"] == 42 - (WORLD_TINY.clip.frames - 1)
+    assert fit["before"]["prediction_loss"] != fit["after"]["prediction_loss"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,10 +21,8 @@ if TYPE_CHECKING:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                    TextColumn("step {task.fields[step]}/{task.fields[steps]}"),
-                    TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=console)
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
 
 
 def _share_done(step: int, seconds: float, cfg: PretrainConfig) -> float:
@@ -40,45 +38,71 @@ def command_line() -> str:
     return "edge-jepa " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-@contextlib.contextmanager
-def training_progress() -> Iterator[tuple[Callable, Callable]]:
-    """(on_start, on_step) for edge_jepa.train.api: the resume line, a progress bar with loss and ETA, and on
-    Ctrl-C the checkpoint message; library errors become one-line CLI errors."""
-    from edge_jepa.io import CheckpointWriteError
+class TrainingBar:
+    """The callbacks of edge_jepa.train.api for one progress display: `on_start(trainer)`, `on_step(step, loss)`,
+    and `on_stage(stage, done, total)` for the work around training (decoding, checks)."""
+
+    def __init__(self, progress: Progress, label: str):
+        self.progress, self.label = progress, label
+        self.trainer = None
+        self.loss: float | None = None
+        self.task = None
+        self.stages: dict[str, object] = {}
+
+    def on_start(self, trainer) -> None:
+        self.trainer, cfg = trainer, trainer.cfg
+        if trainer.step:
+            console.print(f"resuming {trainer.out / _checkpoint()} at step {trainer.step}/{cfg.steps}")
+        model = trainer.model
+        console.print(f"training {model.config.name} ({model.num_params() / 1e6:.2f} M params) on "
+                      f"{trainer.source.describe()}")
+        budget = f" ({cfg.max_minutes:g} min or {cfg.steps} steps, whichever first)" if cfg.max_minutes else ""
+        self.task = self.progress.add_task(self.label + budget, total=1.0, info=self._info(trainer.step),
+                                           completed=_share_done(trainer.step, trainer.seconds, cfg))
+
+    def _info(self, step: int) -> str:
+        loss = "" if self.loss is None else f" loss {self.loss:.4f}"
+        return f"step {step}/{self.trainer.cfg.steps}{loss}"
+
+    def on_step(self, step: int, loss: float) -> None:
+        self.loss = loss if self.loss is None else 0.95 * self.loss + 0.05 * loss
+        self.progress.update(self.task, completed=_share_done(step, self.trainer.seconds, self.trainer.cfg),
+                             info=self._info(step))
+
+    def on_stage(self, stage: str, done: float, total: float | None) -> None:
+        unit = "s of video" if stage == "decode" else "frames"
+        if stage not in self.stages:
+            self.stages[stage] = self.progress.add_task(stage, total=total, info="")
+        shown = f"{done:.0f}/{total:.0f} {unit}" if total else f"{done:.0f} {unit}"
+        self.progress.update(self.stages[stage], completed=done, total=max(total or 0, done) or None, info=shown)
+
+
+def _checkpoint() -> str:
     from edge_jepa.train.common import CHECKPOINT
+
+    return CHECKPOINT
+
+
+@contextlib.contextmanager
+def training_progress(label: str = "pretrain") -> Iterator[TrainingBar]:
+    """A TrainingBar: the resume line, a progress bar with loss and ETA (and any stages), and on Ctrl-C the
+    checkpoint message; library errors become one-line CLI errors."""
+    from edge_jepa.io import CheckpointWriteError
     from edge_jepa.video import VideoError
 
     errors = (FileNotFoundError, FileExistsError, ValueError, KeyError, FloatingPointError, VideoError,
               CheckpointWriteError)
     with _progress() as progress:
-        run: dict = {}
-
-        def on_start(trainer) -> None:
-            run["trainer"], cfg = trainer, trainer.cfg
-            if trainer.step:
-                console.print(f"resuming {trainer.out / CHECKPOINT} at step {trainer.step}/{cfg.steps}")
-            model = trainer.model
-            console.print(f"training {model.config.name} ({model.num_params() / 1e6:.2f} M params) on "
-                          f"{trainer.source.describe()}")
-            budget = f" ({cfg.max_minutes:g} min budget)" if cfg.max_minutes else ""
-            run["task"] = progress.add_task("pretrain" + budget, total=1.0, loss=float("nan"), step=trainer.step,
-                                            steps=cfg.steps, completed=_share_done(trainer.step, trainer.seconds, cfg))
-
-        def on_step(step: int, loss: float) -> None:
-            run["loss"] = loss if run.get("loss") is None else 0.95 * run["loss"] + 0.05 * loss
-            trainer = run["trainer"]
-            progress.update(run["task"], completed=_share_done(step, trainer.seconds, trainer.cfg), loss=run["loss"],
-                            step=step)
-
+        bar = TrainingBar(progress, label)
         try:
-            yield on_start, on_step
+            yield bar
         except KeyboardInterrupt:
             progress.stop()
-            trainer = run.get("trainer")
+            trainer = bar.trainer
             if trainer is None:
                 raise
             console.print(f"[yellow]interrupted at step {trainer.step}; checkpoint saved to "
-                          f"{trainer.out / CHECKPOINT}; rerun the same command with --resume to continue")
+                          f"{trainer.out / _checkpoint()}; rerun the same command with --resume to continue")
             raise typer.Exit(130) from None
         except errors as e:
             raise fail(str(e)) from None
@@ -137,11 +161,11 @@ def pretrain(
     cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, max_minutes=minutes,
                          checkpoint_every=checkpoint_every, warmup=min(200, max(1, steps // 10)), threads=threads,
                          future_prob=future_prob, amp=amp)
-    with training_progress() as (on_start, on_step):
+    with training_progress() as bar:
         world = WorldTraining(parse_rates(rates), clip_frames, rollout=rollout, sigreg=sigreg,
                               change_floor=None if plain_loss else change_floor)
         run = pretrain_model(model, data, out, cfg, resume=resume, tubelet=tubelet, command=command_line(),
-                             on_start=on_start, on_step=on_step, world=world, device=device, frames=frames,
+                             on_start=bar.on_start, on_step=bar.on_step, world=world, device=device, frames=frames,
                              size=size, fps=fps,
                              context_frames=context_frames, preprocess=preprocess)
     print_done(run)

@@ -4,7 +4,7 @@ parse options, show progress through the callbacks and print; everything else ha
 
     import edge_jepa
     path = edge_jepa.pretrain("vit_pico", "synthetic", "runs/pico", PretrainConfig(steps=3000))  # runs/pico/model
-    path = edge_jepa.fit("street.mp4", "street-model", minutes=10)
+    run = edge_jepa.fit("street.mp4", "street-model", minutes=10)  # run.check: held-out before/after
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,6 +25,9 @@ from edge_jepa.train.common import CHECKPOINT, LOSS_LOG
 from edge_jepa.train.dist import DistContext
 from edge_jepa.train.pretrain import PretrainConfig, PretrainResult, Trainer
 from edge_jepa.train.world import WorldTraining
+
+if TYPE_CHECKING:
+    from edge_jepa.train.heldout import ModelCheck
 
 StepCallback = Callable[[int, float], None]  # (step, loss) after each optimizer step
 
@@ -138,27 +141,98 @@ def pretrain(model: str | VJEPA2, data: str, out: str | os.PathLike, cfg: Pretra
                  world=world, device=device)
 
 
+@dataclass
+class FitCheck:
+    """What `fit` proves: the model before and after training on held-out footage it never trained on."""
+
+    held_out: list[dict]  # per slice: video, start_s, seconds
+    before: ModelCheck
+    after: ModelCheck
+    stopped_by: str  # "time" (the --minutes budget ran out first), "steps" (the step cap was reached first)
+    footage_seconds: float  # all footage read, at the model's fps
+    decode_seconds: float  # wall time spent decoding it
+
+    def summary(self) -> dict[str, Any]:
+        """The model card's "fit" section."""
+        return {"held_out": self.held_out, "held_out_seconds": round(sum(h["seconds"] for h in self.held_out), 2),
+                "footage_seconds": round(self.footage_seconds, 2), "decode_seconds": round(self.decode_seconds, 1),
+                "stopped_by": self.stopped_by, "before": self.before.summary(), "after": self.after.summary()}
+
+
+@dataclass
+class FitRun(TrainingRun):
+    """`fit`'s report: the training run, and the held-out check before and after (`check.after.scores` are the
+    fitted model's surprise on the held-out slices, e.g. to calibrate a detector)."""
+
+    check: FitCheck | None = None
+
+
+ProgressCallback = Callable[[str, float, float | None], None]  # (stage, done, total or None)
+RECOMMENDED_SECONDS = 60.0  # less footage fits, with a warning
+
+
 def fit(source: str | os.PathLike, out: str | os.PathLike, model: str | VJEPA2 = "default", *,
         minutes: float = 10.0, steps: int = 100_000, batch_size: int = 16, lr: float = 2e-4,
-        synthetic_share: float = 0.25, seed: int = 0, resume: bool = False, command: str = "",
-        on_start: Callable[[Trainer], None] | None = None, on_step: StepCallback | None = None) -> TrainingRun:
-    """Continue `model` on your footage (a video file or a folder of videos) for `minutes`, mixing in a
-    `synthetic_share` of synthetic clips to keep the physics prior; writes the model to `out` (its training
-    state to OUT.run/, resumable); the returned run's model_dir is `out`."""
+        synthetic_share: float = 0.25, holdout: float = 0.2, seed: int = 0, resume: bool = False,
+        threads: int | None = None, command: str = "", on_start: Callable[[Trainer], None] | None = None,
+        on_step: StepCallback | None = None, on_progress: ProgressCallback | None = None) -> FitRun:
+    """Continue `model` (window or frame-causal) on your footage (a video file or a folder of videos), mixing in a
+    `synthetic_share` of synthetic clips to keep the physics prior, until `minutes` of training or `steps`
+    steps, whichever comes first; writes the model to `out` (its training state to OUT.run/, resumable).
+
+    Footage is decoded at the model's size and frame rate while reading (memory follows the model, not the
+    source). The last `holdout` share of each video is never trained on: the model is checked on it before and
+    after training (`edge_jepa.train.heldout`: prediction loss, surprise median/p95/max, the events `watch`
+    would raise there); the result's `check` and the model card's "fit" section hold the figures.
+    Footage too short to train and check raises `FootageTooShort`; less than a minute warns.
+    on_progress(stage, done, total) reports decoding ("decode", seconds of video) and the checks
+    ("check before" / "check after", frames).
+    """
+    import time
+
     from edge_jepa.checkpoints import load
     from edge_jepa.outputs import check_replaceable
+    from edge_jepa.stream.events import EventDetector
     from edge_jepa.train.data import MixedSource, SyntheticSource, VideoSource
+    from edge_jepa.train.heldout import check_model
 
+    if not 0.05 <= holdout <= 0.5:
+        raise ValueError(f"holdout {holdout:g}: hold out between 5% and 50% of the footage (0.05 to 0.5)")
     out = Path(out)
     check_replaceable(out, what="model directory")  # before minutes of training, not after
+    if threads:
+        torch.set_num_threads(threads)
     net, origin = prepare_model(model, seed=seed)
-    videos = VideoSource(Path(source), net.config.clip, seed)
-    src = MixedSource(SyntheticSource(net.config.clip, seed), videos, synthetic_share) if synthetic_share > 0 \
-        else videos
-    cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, min_lr=lr, warmup=20, seed=seed,
-                         max_minutes=minutes, ema=(0.995, 0.995), checkpoint_every=50,
-                         extra={"model": origin, "source": str(source)})
+    clip = net.config.clip
+
+    def stage(name: str) -> Callable[..., None] | None:
+        return (lambda done, total: on_progress(name, done, total)) if on_progress else None
+
+    decode = stage("decode")
+    t0 = time.monotonic()
+    videos = VideoSource(Path(source), clip, seed, holdout=holdout,
+                         on_progress=(lambda i, done, total: decode(done, total)) if decode else None)
+    decode_s = time.monotonic() - t0
+    warmup = EventDetector().warmup_s
+    if videos.decoded_seconds < RECOMMENDED_SECONDS:
+        warnings.warn(f"{source}: {videos.decoded_seconds:.1f} s of footage is little to learn a scene's normal "
+                      f"from ({videos.held_out_seconds:.1f} s of it held out); a minute or more is recommended",
+                      RuntimeWarning, stacklevel=2)
+    if videos.held_out_seconds < warmup + 5.0:
+        warnings.warn(f"the held-out slice ({videos.held_out_seconds:.1f} s) is shorter than the event detector's "
+                      f"{warmup:g} s warm-up + 5 s: it can raise few or no events there", RuntimeWarning,
+                      stacklevel=2)
+    before = check_model(net.eval(), videos.held_out, on_progress=stage("check before"))
+    src = MixedSource(SyntheticSource(clip, seed), videos, synthetic_share) if synthetic_share > 0 else videos
+    cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, min_lr=lr, warmup=min(20, max(1, steps // 10)),
+                         seed=seed, max_minutes=minutes, ema=(0.995, 0.995), checkpoint_every=50, threads=threads,
+                         extra={"model": origin, "source": str(source), "holdout": holdout})
     run = train(net, src, out.with_name(out.name + ".run"), cfg, resume=resume, command=command,
                 on_start=on_start, on_step=on_step)
-    load(run.model_dir).save(out, card=run.card)
-    return TrainingRun(out, run.loss_log, run.result, run.card)
+    after = check_model(run.result.model, videos.held_out, on_progress=stage("check after"))
+    check = FitCheck([{"video": h.name, "start_s": round(h.start_s, 3), "seconds": round(h.seconds, 3)}
+                      for h in videos.held_out], before, after,
+                     "time" if run.result.stopped_early else "steps", videos.decoded_seconds, decode_s)
+    card = {**run.card, "fit": check.summary()}
+    load(run.model_dir).save(out, card=card)
+    return FitRun(out, run.loss_log, run.result, card, check)

@@ -6,8 +6,11 @@ so a resumed run sees exactly the data it would have seen.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,26 +37,78 @@ class SyntheticSource:
         return f"synthetic world (seed {self.seed}, {self.world.size}px, {self.world.fps:g} fps)"
 
 
+@dataclass
+class HeldOut:
+    """The tail of one video kept out of training (frames at the model's size and rate)."""
+
+    name: str  # the video's path
+    frames: np.ndarray  # uint8 [F, S, S, 3] at `fps`
+    start_s: float  # where the slice starts, seconds from the video's first frame
+    fps: float
+
+    @property
+    def seconds(self) -> float:
+        return len(self.frames) / self.fps
+
+    @property
+    def times(self) -> np.ndarray:
+        """[F] seconds from the video's first frame."""
+        return self.start_s + np.arange(len(self.frames)) / self.fps
+
+
+class FootageTooShort(VideoError):
+    """Too little footage to train on and check the result on a held-out slice."""
+
+
+MIN_HELD_OUT_SECONDS = 1.0  # of surprise scores the held-out slice must give, beyond its first window
+
+
 class VideoSource:
     """Random windows of `clip.frames` frames, resampled to `clip.fps`, from every video under a path.
 
-    Videos are decoded once into memory at the model's resolution (a minute at 8 fps and 128 px is ~24 MB).
+    Videos are decoded once into memory at the model's size while reading (each frame is shrunk as it is
+    decoded and only the frames at `clip.fps` are kept: 10 minutes at 30 fps and 64 px are ~220 MB, whatever
+    the source's resolution). `holdout` > 0 keeps the last share of each video (by time) out of training, in
+    `held_out`, to check a fit on footage it never saw; a video too short to split trains whole.
+    on_progress(video index, seconds decoded, announced duration or None) while decoding.
     """
 
     def __init__(self, path: str | os.PathLike | list[Path], clip: ClipConfig, seed: int = 0,
-                 max_seconds: float | None = None):
-        self.clip, self.seed = clip, seed
+                 max_seconds: float | None = None, holdout: float = 0.0,
+                 on_progress: Callable[[int, float, float | None], None] | None = None):
+        if not 0.0 <= holdout < 1.0:
+            raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+        self.clip, self.seed, self.holdout = clip, seed, holdout
         paths = path if isinstance(path, list) else ([Path(path)] if Path(path).is_file() else list_videos(path))
         self.videos: list[np.ndarray] = []
         self.names: list[str] = []
-        for p in paths:
-            v = read_video(p, fps=clip.fps, max_seconds=max_seconds)
-            frames = np.stack([resize_frame(f, clip.size, clip.preprocess) for f in v.frames])
+        self.held_out: list[HeldOut] = []
+        self.decoded_seconds = 0.0  # all the footage read, at clip.fps (held out or not)
+        longest = 0.0
+        shrink = partial(resize_frame, size=clip.size, mode=clip.preprocess)
+        need_held = clip.frames + math.ceil(MIN_HELD_OUT_SECONDS * clip.fps)
+        for i, p in enumerate(paths):
+            report = partial(on_progress, i) if on_progress else None
+            frames = read_video(p, fps=clip.fps, max_seconds=max_seconds, transform=shrink,
+                                on_progress=report).frames  # [F, S, S, 3] uint8
+            self.decoded_seconds += len(frames) / clip.fps
+            longest = max(longest, len(frames) / clip.fps)
+            cut = len(frames) - int(round(len(frames) * holdout))
+            if holdout and cut >= clip.frames and len(frames) - cut >= need_held:
+                self.held_out.append(HeldOut(str(p), frames[cut:], cut / clip.fps, clip.fps))  # views, no copy
+                frames = frames[:cut]
             if len(frames) >= clip.frames:
                 self.videos.append(frames)
                 self.names.append(str(p))
+        if holdout and not self.held_out:
+            need = max(clip.frames, need_held / holdout) / clip.fps
+            have = f"{longest:.1f} s" + (" in the longest video" if len(paths) > 1 else "")
+            raise FootageTooShort(
+                f"{path}: {have} of footage at {clip.fps:g} fps is too short to fit and check: needs at least "
+                f"{need:.1f} s in one video (the last {holdout:.0%} is held out to compare the model before and "
+                f"after; a minute or more to learn a scene); record longer footage")
         if not self.videos:
-            raise VideoError(
+            raise FootageTooShort(
                 f"{path}: no video yields a clip of {clip.frames} frames at {clip.fps:g} fps "
                 f"(needs at least {clip.frames / clip.fps:.1f} s of video)"
             )
@@ -61,7 +116,12 @@ class VideoSource:
 
     @property
     def num_frames(self) -> int:
+        """Frames trained on (the held-out slices excluded)."""
         return int(sum(len(v) for v in self.videos))
+
+    @property
+    def held_out_seconds(self) -> float:
+        return float(sum(h.seconds for h in self.held_out))
 
     def batch(self, step: int, batch_size: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, step])
@@ -75,7 +135,8 @@ class VideoSource:
 
     def describe(self) -> str:
         secs = self.num_frames / self.clip.fps
-        return f"{len(self.videos)} video(s), {secs:.0f} s at {self.clip.fps:g} fps"
+        held = f" (+ {self.held_out_seconds:.0f} s held out)" if self.held_out else ""
+        return f"{len(self.videos)} video(s), {secs:.0f} s at {self.clip.fps:g} fps{held}"
 
 
 class MixedSource:
