@@ -198,3 +198,9 @@ def test_camera_recording_for_fit_streams_to_disk(tmp_path, monkeypatch):
     count, shape = count_frames(path)
     assert 2 <= count <= 21 and shape == (720, 1280, 3)  # at most 20 fps for 1 s (fewer on a loaded machine)
     assert peak < 6 * 720 * 1280 * 3, f"peak {peak / 2**20:.1f} MB for {count} frames of 2.6 MB"
+    # the fitted model carries its surprise prior from these held-out scores: watch starts from this scene's normal
+    from edge_jepa.stream.prior import prior_for
+
+    prior = prior_for(str(tmp_path / "fitted"))
+    finite = scores[np.isfinite(scores)]
+    assert prior is not None and prior.baseline == pytest.approx(float(np.median(finite)), abs=1e-6)

@@ -193,6 +193,7 @@ def fit(source: str | os.PathLike, out: str | os.PathLike, model: str | VJEPA2 =
     from edge_jepa.checkpoints import load
     from edge_jepa.outputs import check_replaceable
     from edge_jepa.stream.events import EventDetector
+    from edge_jepa.stream.prior import write_prior
     from edge_jepa.train.data import MixedSource, SyntheticSource, VideoSource
     from edge_jepa.train.heldout import check_model
 
@@ -235,4 +236,20 @@ def fit(source: str | os.PathLike, out: str | os.PathLike, model: str | VJEPA2 =
                      "time" if run.result.stopped_early else "steps", videos.decoded_seconds, decode_s)
     card = {**run.card, "fit": check.summary()}
     load(run.model_dir).save(out, card=card)
+    write_prior(out, fitted_prior(run.result.model, after, str(source)))  # the detector's start, from this scene
     return FitRun(out, run.loss_log, run.result, card, check)
+
+
+def fitted_prior(model, after, source: str) -> dict:
+    """The surprise prior of a fitted model from its own scores on the held-out footage (`edge_jepa.stream.prior`):
+    `watch` then judges a stream's first seconds against this scene's normal, not the synthetic world's."""
+    import datetime as dt
+
+    from edge_jepa.models.world import DEFAULT_SCORING, FrameCausalJEPA
+    from edge_jepa.stream.prior import PRIOR_VERSION, prior_entry
+
+    scoring = DEFAULT_SCORING if isinstance(model, FrameCausalJEPA) else None
+    entry = prior_entry(after.scores, model.config.clip.fps, scoring)
+    return {"version": PRIOR_VERSION, "model": model.config.name, "entries": [entry],
+            "data": f"fit footage, held-out slices: {source}", "computed_by": "edge_jepa.train.api.fit",
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
