@@ -89,9 +89,9 @@ def load(source: str | os.PathLike, *, config: ModelConfig | str | None = None) 
     model = build(override or cfg)
     _load_strict(model, state, path, detected=cfg)
     if path.is_dir() and (path / CONFIG_FILE).exists():  # the surprise prior stored with it, for the detector
-        from edge_jepa.stream.prior import PRIOR_KEY, read_prior
+        from edge_jepa.models.persist import PRIOR_KEY, stored_prior
 
-        setattr(model, PRIOR_KEY, read_prior(path))
+        setattr(model, PRIOR_KEY, stored_prior(path))
     return model.eval()
 
 
