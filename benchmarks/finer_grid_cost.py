@@ -32,12 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import edge_jepa  # noqa: E402
 from edge_jepa.bench.cell import set_threads  # noqa: E402
 from edge_jepa.export import export_bundle  # noqa: E402
-from edge_jepa.models.world import TIME_UNIT  # noqa: E402
 from edge_jepa.runtime.stream_step import StreamStepRunner  # noqa: E402
 from edge_jepa.timing import time_round_robin  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from world_step_cost import counted_gflops  # noqa: E402
+from world_step_cost import counted_gflops, steady_state  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "finer_grid_cost.json"
 
@@ -86,13 +85,7 @@ def main() -> None:
             manifest = json.loads((Path(bundles[key]) / "manifest.json").read_text())
             fc = model.config.clip
             frame = torch.randn(1, 3, 1, fc.size, fc.size)
-            step, grid = 1.0 / (fc.fps * TIME_UNIT), model.token_grid()
-            with torch.no_grad():  # a full cache (steady state): window - 1 earlier frames
-                kv = None
-                for _ in range(model.window - 1):
-                    _, _, kv = model.predictor.step(model.encode_frames(frame)[0], step, grid, kv)
-            for _ in range(model.window - 1):
-                runner.step(frame)
+            step, grid, kv = steady_state(model, runner, frame)
 
             @torch.no_grad()
             def eager(model=model, frame=frame, step=step, grid=grid, kv=kv) -> None:

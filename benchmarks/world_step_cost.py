@@ -42,6 +42,20 @@ from edge_jepa.timing import time_round_robin  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "world_step_cost.json"
 
 
+def steady_state(model, runner: StreamStepRunner, frame: torch.Tensor):
+    """Fill the eager KV cache and the bundle's with window - 1 frames (a stream's steady state, where every update
+    costs one full step); (time step, token grid, eager cache)."""
+    fc = model.config.clip
+    step, grid = 1.0 / (fc.fps * TIME_UNIT), model.token_grid()
+    with torch.no_grad():
+        kv = None
+        for _ in range(model.window - 1):
+            _, _, kv = model.predictor.step(model.encode_frames(frame)[0], step, grid, kv)
+    for _ in range(model.window - 1):
+        runner.step(frame)
+    return step, grid, kv
+
+
 def counted_gflops(fn) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -81,13 +95,7 @@ def main() -> None:
         clip = torch.randn(1, 3, wc.frames, wc.size, wc.size)
         frame = torch.randn(1, 3, 1, fc.size, fc.size)
         window_eager = EagerRunner(window_model)
-        step, grid = 1.0 / (fc.fps * TIME_UNIT), world.token_grid()
-        with torch.no_grad():  # a full cache (steady state): window - 1 earlier frames
-            kv = None
-            for _ in range(world.window - 1):
-                _, _, kv = world.predictor.step(world.encode_frames(frame)[0], step, grid, kv)
-        for _ in range(world.window - 1):
-            stream_pte.step(frame)
+        step, grid, kv = steady_state(world, stream_pte, frame)
 
         @torch.no_grad()
         def stream_eager() -> None:  # kv stays the steady-state cache: every call costs one full update
