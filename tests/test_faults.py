@@ -676,6 +676,13 @@ def test_a_pte_with_a_wrong_header_is_refused_before_the_runtime_sees_it(tmp_pat
 
 
 # ------------------------------------------------------------------------------------------- Ctrl-C
+def _ctrl_c_enabled() -> None:
+    """In the child before exec: SIGINT back to its default. A test run started as a background job (`cmd &` in a
+    script, as CI runners do) has SIGINT ignored, and a child would inherit that; a terminal's Ctrl-C reaches a
+    foreground process that has it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _watch_process(tmp_path: Path, model_dir: Path, out: Path) -> subprocess.Popen:
     """`edge-jepa watch` in real time on a 30 s video in its own process, returned once it is scoring."""
     scene = render_long_video(5, 30.0, WorldConfig(size=64, fps=10.0))
@@ -683,7 +690,7 @@ def _watch_process(tmp_path: Path, model_dir: Path, out: Path) -> subprocess.Pop
     proc = subprocess.Popen([sys.executable, "-m", "edge_jepa.cli.main", "watch", str(path), "--model",
                              str(model_dir), "--headless", "--realtime", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_ctrl_c_enabled)
     deadline = time.monotonic() + 60
     while not (out / ".annotated.partial.mp4").exists() and time.monotonic() < deadline:
         if proc.poll() is not None:
