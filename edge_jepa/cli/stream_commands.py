@@ -64,7 +64,7 @@ def watch_command(
                                                                   "(source pixels; repeat for more)"),
     ignore_poly: list[str] = typer.Option(None, "--ignore-poly", help="ignore inside this polygon \"x,y x,y ...\" "
                                                                       "(source pixels; repeat for more)"),
-    photometric: str = typer.Option("off", "--photometric",
+    photometric: str = typer.Option("gain", "--photometric",
                                     help="gain: exposure / white-balance changes are normalized away (each frame's "
                                          "per-channel gain matched to a running reference, local changes left out; "
                                          "for auto-exposure cameras, but a sudden whole-scene swap is then mostly "

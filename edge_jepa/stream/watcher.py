@@ -108,7 +108,8 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
           on_update: Callable[[StreamUpdate, np.ndarray | None], None] | None = None,
           window: str = "edge-jepa watch", notify: str | Notifier | None = None,
           run_id: str | None = None, width: int | None = None, threads: int | None = 1,
-          photometric: str | None = None, mask: RoiMask | str | os.PathLike | np.ndarray | None = None) -> WatchSummary:
+          photometric: str | None = "gain",
+          mask: RoiMask | str | os.PathLike | np.ndarray | None = None) -> WatchSummary:
     """Watch a source for surprise until it ends, the user quits (q/Esc, Ctrl-C) or `max_seconds` of source
     time have passed; returns the summary (outputs are complete even after Ctrl-C).
 
@@ -124,8 +125,10 @@ def watch(source: str | int | os.PathLike | np.ndarray | Source, *, model: Runne
     run_id: this run's id on every event and in the summary (default: new_run_id()).
     out: one run at a time (a second one gets OutputError); leftovers of a killed run are removed first.
     Output write failures (a full disk) remove what was half-written and raise OSError.
-    photometric: "gain" (exposure and white-balance changes are normalized away; for auto-exposure cameras),
-                 "match" or "off" (default) (edge_jepa.photometric).
+    photometric: "gain" (default: exposure and white-balance changes are normalized away, so an auto-exposure
+                 camera's adjustments are no events; a cut to a brighter scene of the same colours is mostly
+                 normalized too), "match", "off" (frames as they come), or None (the scorer's own setting)
+                 (edge_jepa.photometric).
     mask: regions of interest (white = watch): a picture path, an array or a RoiMask (edge_jepa.roi).
     Keys in the window: q/Esc quit, space/p pause, r recalibrate.
     width: the drawn frames' width at most (window, annotated video, clips); each frame is shrunk to it once,
