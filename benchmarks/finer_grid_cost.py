@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -39,18 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world_step_cost import counted_gflops, steady_state  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "finer_grid_cost.json"
-
-
-def cpu_round_robin(fns: dict, runs: int) -> dict[str, float]:
-    """Median process CPU ms of each call, interleaved: on a loaded machine the wall clock counts the time the
-    call waited for a core; CPU time hardly does (the idle machine's figure, up to cache effects)."""
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(runs):
-        for k, fn in fns.items():
-            t = time.process_time()
-            fn()
-            samples[k].append((time.process_time() - t) * 1000)
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def model_of(source: str | None, config: str):
@@ -103,7 +90,8 @@ def main() -> None:
                          "pte_fidelity": {k: manifest["fidelity"][k] for k in ("tokens", "predicted", "steps")}}
         print(f"timing {args.runs} runs of each step, interleaved ...", file=sys.stderr)
         timings = time_round_robin(fns, warmup=args.warmup, runs=args.runs)
-        cpu = cpu_round_robin(fns, args.runs)
+        cpu_times = time_round_robin(fns, warmup=0, runs=args.runs, clock=time.process_time)
+        cpu = {k: t.p50 for k, t in cpu_times.items()}
     for key, row in rows.items():
         for kind in ("eager_fp32", "pte_int8"):
             t = timings[f"{key}_{kind}"]

@@ -81,12 +81,9 @@ def make_source(path: Path, seconds: float) -> str:
 
 def cpu_ms(fn, runs: int) -> float:
     """Median process CPU milliseconds of fn() (all threads of this process: OpenCV's pool included)."""
-    samples = []
-    for _ in range(runs):
-        t = time.process_time()
-        fn()
-        samples.append((time.process_time() - t) * 1000)
-    return statistics.median(samples)
+    from edge_jepa.timing import time_round_robin
+
+    return time_round_robin({"fn": fn}, warmup=0, runs=runs, clock=time.process_time)["fn"].p50
 
 
 def stages(source: Path, runs: int) -> dict:

@@ -28,7 +28,7 @@ class Capture:
     """The capture thread's work (`run`); `segments`, `resolution_changes` and `wall_offset` are its results."""
 
     def __init__(self, source: Source, ring: FrameRing, counters: LoopCounters, max_gap_s: float,
-                 stop: threading.Event, *, prepare: Callable[[np.ndarray, float, int], np.ndarray] | None = None,
+                 stop: threading.Event, *, prepare: Callable[[np.ndarray, float, int], np.ndarray],
                  view_width: int | None = None):
         self.source, self.ring, self.counters, self.max_gap_s, self.stop = source, ring, counters, max_gap_s, stop
         self.prepare, self.view_width = prepare, view_width
@@ -50,8 +50,7 @@ class Capture:
             if self.wall_offset is None and self.source.live:
                 self.wall_offset = time.time() - t
             frame = CapturedFrame(sf.image, t, index, now, self._segment)
-            if self.prepare is not None:
-                frame.prep = self.prepare(sf.image, t, self._segment)
+            frame.prep = self.prepare(sf.image, t, self._segment)  # the model's input, in capture order
             if self.view_width is not None and sf.image.shape[1] > self.view_width:
                 frame.view = fit_width(sf.image, max_width=self.view_width)
             if not self.ring.put(frame, self.stop):

@@ -254,9 +254,6 @@ class StreamLoop:
         """Score one window, step the detector, record the events and counters; the ScoredWindow."""
         end = window[-1]
         began = time.monotonic()
-        for f in window:
-            if f.prep is None:  # prepared at capture; this is only for frames that did not come through it
-                f.prep = self._prepare(f.image, f.t, f.segment)
         if self.causal and self.scorer.stepper is not None:  # a bundle's KV stream step, one call per frame
             result = self._step_frames(window)
         elif self.causal:  # each frame through the encoder once, the predictor over the window's cached tokens

@@ -146,9 +146,13 @@ def compute_prior(model, *, footage: Sequence[str | os.PathLike] = (), rates: Se
             if on_scene is not None:
                 on_scene(fps, i)
         entries.append(prior_entry(traces, fps, scoring))
-    return {"version": PRIOR_VERSION, "model": config.name, "data": what, "entries": entries,
-            "computed_by": "edge_jepa.stream.prior.compute_prior",
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    return prior_record(config.name, entries, what, "edge_jepa.stream.prior.compute_prior")
+
+
+def prior_record(model_name: str, entries: list[dict], data: str, computed_by: str) -> dict:
+    """The stored record (module docstring) around `prior_entry` results."""
+    return {"version": PRIOR_VERSION, "model": model_name, "data": data, "entries": entries,
+            "computed_by": computed_by, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def _video_fps(path: str | os.PathLike) -> float:

@@ -201,9 +201,7 @@ def fit(source: str | os.PathLike, out: str | os.PathLike, model: str | VJEPA2 =
         raise ValueError(f"holdout {holdout:g}: hold out between 5% and 50% of the footage (0.05 to 0.5)")
     out = Path(out)
     check_replaceable(out, what="model directory")  # before minutes of training, not after
-    if threads:
-        torch.set_num_threads(threads)
-    net, origin = prepare_model(model, seed=seed)
+    net, origin = prepare_model(model, seed=seed)  # training takes `threads` (PretrainConfig); the checks score on one
     clip = net.config.clip
 
     def stage(name: str) -> Callable[..., None] | None:
@@ -243,13 +241,10 @@ def fit(source: str | os.PathLike, out: str | os.PathLike, model: str | VJEPA2 =
 def fitted_prior(model, after, source: str) -> dict:
     """The surprise prior of a fitted model from its own scores on the held-out footage (`edge_jepa.stream.prior`):
     `watch` then judges a stream's first seconds against this scene's normal, not the synthetic world's."""
-    import datetime as dt
-
     from edge_jepa.models.world import DEFAULT_SCORING, FrameCausalJEPA
-    from edge_jepa.stream.prior import PRIOR_VERSION, prior_entry
+    from edge_jepa.stream.prior import prior_entry, prior_record
 
     scoring = DEFAULT_SCORING if isinstance(model, FrameCausalJEPA) else None
     entry = prior_entry(after.scores, model.config.clip.fps, scoring)
-    return {"version": PRIOR_VERSION, "model": model.config.name, "entries": [entry],
-            "data": f"fit footage, held-out slices: {source}", "computed_by": "edge_jepa.train.api.fit",
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    return prior_record(model.config.name, [entry], f"fit footage, held-out slices: {source}",
+                        "edge_jepa.train.api.fit")
