@@ -3,7 +3,8 @@
 For each frame rate the matched pairs (plausible / one violation) are rendered once from the given seed block and
 scored by:
     window models        mean (V-JEPA's mean L1 over target tokens), max (the largest target-token L1)
-    frame-causal models  mean, max, nll (Laplace NLL under the predicted scale), zmax (largest scaled error)
+    frame-causal models  mean, max, nll (Laplace NLL under the predicted scale), zmax (largest scaled error),
+                         scene_excess / scene_z (errors relative to the clip's running per-token statistics)
     pixel baselines      frame_difference, linear_extrapolation (mean |error| of "no change" / "constant velocity")
 A clip's score is its maximum over frames (the protocol of `edge-jepa eval-surprise`); reported are AUROC and
 pairwise accuracy, overall and per violation type. Choose on `--split validation` (seeds 1,500,000,000+); report
@@ -53,6 +54,8 @@ def variant_scores(model, frames: np.ndarray, fps: float, caches: tuple[str, ...
                     err, log_b = (torch.from_numpy(a.reshape(-1)) for a in (r.token_errors, r.log_scale))
                     s[r.frame_index] = float(token_surprise(err, log_b, scoring))
                 out[scoring if cache == "kv" else f"{scoring}[{cache}]"] = s
+            for name, s in scene_relative(results, len(frames)).items():
+                out[name if cache == "kv" else f"{name}[{cache}]"] = s
         return out
     results = surprise_trace(model, frames, photometric=photometric)  # window models see the frames as they come
     for name, reduce in (("mean", np.mean), ("max", np.max)):
@@ -63,10 +66,33 @@ def variant_scores(model, frames: np.ndarray, fps: float, caches: tuple[str, ...
     return out
 
 
+def scene_relative(results, num_frames: int, floor: float = 0.05, min_frames: int = 4) -> dict[str, np.ndarray]:
+    """Errors relative to the scene's own running per-location statistics (issue 18, item 3's second example):
+    each token's error minus the mean of that token's errors over the clip's earlier scored frames
+    ("scene_excess", the largest over tokens), and the same over their standard deviation + `floor`
+    ("scene_z"); NaN until `min_frames` earlier frames are seen (score them on clips long enough for that:
+    --clip-frames). Research rows only: measured on validation, not a product scoring."""
+    excess, z = np.full(num_frames, np.nan), np.full(num_frames, np.nan)
+    seen: list[np.ndarray] = []
+    for r in results:
+        e = r.token_errors.reshape(-1).astype(np.float64)
+        if len(seen) >= min_frames:
+            prev = np.stack(seen)
+            mean, std = prev.mean(0), prev.std(0)
+            excess[r.frame_index] = float(np.max(e - mean))
+            z[r.frame_index] = float(np.max((e - mean) / (std + floor)))
+        seen.append(e)
+    return {"scene_excess": excess, "scene_z": z}
+
+
 def evaluate(models: dict[str, torch.nn.Module], *, fps: float, seed_base: int, pairs_per_type: int,
-             size: int = 64, caches: tuple[str, ...] = ("kv",), photometrics: tuple[str | None, ...] = (None,)) -> dict:
+             size: int = 64, caches: tuple[str, ...] = ("kv",), photometrics: tuple[str | None, ...] = (None,),
+             clip_frames: int | None = None) -> dict:
+    """clip_frames: frames per clip (default: two windows + 4, the violation at least a window from either end;
+    longer clips keep the violation at least half the clip minus 4 frames from either end)."""
     window = max(m.config.clip.frames for m in models.values())
-    world = WorldConfig(size=size, num_frames=window * 2 + 4, fps=fps, violation_margin=window)
+    frames = clip_frames or window * 2 + 4
+    world = WorldConfig(size=size, num_frames=frames, fps=fps, violation_margin=max(window, frames // 2 - 4))
     pairs = eval_set(range(seed_base, seed_base + pairs_per_type * len(VIOLATIONS)), world, VIOLATIONS)
     rows: dict[str, list[PairScores]] = {}
     for plausible, violating in pairs:
@@ -82,7 +108,7 @@ def evaluate(models: dict[str, torch.nn.Module], *, fps: float, seed_base: int, 
                     for c in (plausible, violating))
             rows.setdefault(k, []).append(PairScores(v, vf, a, b))
     tolerance = 2
-    return {"fps": fps, "seeds": [seed_base, seed_base + len(pairs)], "pairs": len(pairs),
+    return {"fps": fps, "seeds": [seed_base, seed_base + len(pairs)], "pairs": len(pairs), "clip_frames": frames,
             "variants": {name: summarize(group, tolerance) for name, group in rows.items()}}
 
 
@@ -105,6 +131,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="frame-causal stream steps to score (rows of 'rerun' carry a [rerun] suffix)")
     p.add_argument("--photometric", nargs="+", choices=PHOTOMETRIC_MODES, default=None,
                    help="photometric normalizations to compare (default: the scorers' default only)")
+    p.add_argument("--clip-frames", type=int, default=None, help="frames per clip (default: two windows + 4)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -120,7 +147,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with torch.inference_mode():
         for fps in args.fps:
             reports.append(evaluate(models, fps=fps, seed_base=SPLITS[args.split], pairs_per_type=args.pairs_per_type,
-                                    caches=tuple(args.cache), photometrics=tuple(args.photometric or [None])))
+                                    caches=tuple(args.cache), photometrics=tuple(args.photometric or [None]),
+                                    clip_frames=args.clip_frames))
             print_table(reports[-1])
     if args.json:
         with atomic_file(args.json) as tmp:

@@ -258,6 +258,18 @@ def test_world_model_eval_scores_every_variant_next_to_the_baselines(world_model
             "test-tiny(tiny):mean", "test-tiny(tiny):max",
             "frame_difference", "linear_extrapolation"} <= names
     assert report["reports"][0]["pairs"] == 7
+    assert {"test-world-tiny(w):scene_excess", "test-world-tiny(w):scene_z[rerun]"} <= names
+
+
+def test_scene_relative_scores_wait_for_the_scene_and_subtract_its_per_token_mean():
+    from edge_jepa.surprise import SurpriseResult
+
+    errors = [np.array([0.1, 0.2]), np.array([0.3, 0.2]), np.array([0.2, 0.2]), np.array([0.2, 0.9])]
+    results = [SurpriseResult(i + 3, 0.0, e.reshape(1, 1, 2)) for i, e in enumerate(errors)]
+    rel = _bench("world_model_eval").scene_relative(results, 8, floor=0.05, min_frames=3)
+    assert np.isnan(rel["scene_excess"][:6]).all() and np.isnan(rel["scene_excess"][7])
+    assert rel["scene_excess"][6] == pytest.approx(0.7)  # token 1: 0.9 - mean(0.2, 0.2, 0.2)
+    assert rel["scene_z"][6] == pytest.approx(0.7 / 0.05)  # its spread is 0: the floor
 
 
 def test_predictor_vs_copy_measures_a_frame_causal_model(world_model, tmp_path):
