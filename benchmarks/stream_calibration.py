@@ -3,12 +3,14 @@
 For each scene seed, one continuous synthetic scene is rendered at the model's frame rate with violations
 of every type at known times, and the same seed again without violations (once with the world's occluder
 setting and once with no occluder). The model scores every window; the online detector (`EventDetector`
-with the given settings, the one `edge-jepa watch` runs) turns the scores into events, exactly as
-`detect_events` replays a recorded trace. A violation counts as detected when an event starts within
+with the given settings and the model's surprise prior, as `edge-jepa watch` runs it) turns the scores into
+events, exactly as `detect_events` replays a recorded trace. A frame-causal model is scored at `--fps` (default:
+its own rate), a window model at its own rate. A violation counts as detected when an event starts within
 [t - 0.2 s, t + 1.0 s] of it; every other event is a false alarm.
 
     python benchmarks/stream_calibration.py                       # the embedded default, seeds 100-109
     python benchmarks/stream_calibration.py --model runs/x/model --k 5 --json out.json
+    python benchmarks/stream_calibration.py --model world --fps 10 --json out.json
 
 Frames go straight from the renderer to the model (no MP4 round trip), so codec noise is not included.
 """
@@ -29,9 +31,9 @@ if str(ROOT) not in sys.path:
 
 from edge_jepa.data.synthetic import VIOLATIONS, WorldConfig, render_long_video  # noqa: E402
 from edge_jepa.io import atomic_file  # noqa: E402
-from edge_jepa.runtime import Runner  # noqa: E402
 from edge_jepa.stream.events import EventDetector, detect_events  # noqa: E402
-from edge_jepa.surprise import surprise_scores  # noqa: E402
+from edge_jepa.stream.prior import prior_for  # noqa: E402
+from edge_jepa.surprise import as_scorer, surprise_scores  # noqa: E402
 
 TOLERANCE = (-0.2, 1.0)
 
@@ -46,9 +48,10 @@ def schedule(seconds: float, warmup_s: float, count: int) -> list[tuple[float, s
     return [(round(start + i * step, 2), VIOLATIONS[i % len(VIOLATIONS)]) for i in range(count)]
 
 
-def events_of(runner: Runner, frames: np.ndarray, detector: EventDetector) -> list:
-    scores = surprise_scores(runner, frames)
-    times = np.arange(len(frames)) / runner.fps
+def events_of(scorer, frames: np.ndarray, detector: EventDetector) -> list:
+    scorer.reset()
+    scores = surprise_scores(scorer, frames)
+    times = np.arange(len(frames)) / scorer.fps
     events, _ = detect_events(times, scores, detector)
     return events
 
@@ -59,12 +62,14 @@ def starts_near(event, t: float) -> bool:
 
 
 def run(model: str, seeds: list[int], *, seconds: float, count: int, size: int, detector_args: dict,
-        threads: int) -> dict:
+        threads: int, fps: float | None = None, use_prior: bool = True) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    runner = Runner.open(model)
+    runner = as_scorer(model, fps=fps) if fps else as_scorer(model)  # what watch scores with
     fps = runner.fps
+    prior = prior_for(runner) if use_prior else None
+    detector_args = {**detector_args, "prior": prior, "use_prior": use_prior}
     world = WorldConfig(size=size, fps=fps)
     no_occluder = WorldConfig(size=size, fps=fps, occluder_prob=0.0)
     plan = schedule(seconds, detector_args["warmup_s"], count)
@@ -87,9 +92,11 @@ def run(model: str, seeds: list[int], *, seconds: float, count: int, size: int, 
         print(f"seed {seed}: {detected}/{total} detected so far", flush=True)
     minutes = len(seeds) * seconds / 60
     return {
-        "model": runner.config.name, "backend": f"{runner.backend}/{runner.precision}", "model_fps": fps,
+        "model": runner.config.name, "backend": runner.backend, "model_fps": fps,
         "seeds": seeds, "seconds_per_scene": seconds, "violations_per_scene": count, "size": size,
-        "detector": detector_args, "tolerance_s": TOLERANCE,
+        "detector": {k: v for k, v in detector_args.items() if k != "prior"},
+        "prior": None if prior is None else {"baseline": prior.baseline, "spread": prior.spread, "fps": prior.fps},
+        "tolerance_s": TOLERANCE,
         "detected": {v: {"detected": d, "total": n} for v, (d, n) in hits.items()},
         "detected_total": [sum(h[0] for h in hits.values()), sum(h[1] for h in hits.values())],
         "false_events": {"violation_scenes": false_violation_scenes, "plausible_scenes": false_plausible,
@@ -110,6 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--k", type=float, default=defaults.k)
     p.add_argument("--k-low", type=float, default=defaults.k_low)
     p.add_argument("--min-duration", type=float, default=defaults.min_duration_s)
+    p.add_argument("--fps", type=float, default=None, help="frame rate of the scenes (frame-causal models; "
+                   "default: the model's)")
+    p.add_argument("--no-prior", action="store_true", help="calibrate on the scene only (no surprise prior)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "stream_calibration.json")
     a = p.parse_args(argv)
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         seeds = [int(x) for x in a.seeds.split(",")]
     detector_args = {"warmup_s": a.warmup, "k": a.k, "k_low": a.k_low, "min_duration_s": a.min_duration}
     result = run(a.model, seeds, seconds=a.seconds, count=a.violations, size=a.size, detector_args=detector_args,
-                 threads=a.threads)
+                 threads=a.threads, fps=a.fps, use_prior=not a.no_prior)
     d, n = result["detected_total"]
     per_type = ", ".join(f"{v} {x['detected']}/{x['total']}" for v, x in result["detected"].items())
     f = result["false_events"]

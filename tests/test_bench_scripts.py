@@ -73,6 +73,19 @@ def test_stream_calibration_counts_every_violation_once(tiny_model_dir, tmp_path
                                      "--json", str(out)])
 
 
+def test_stream_calibration_scores_a_frame_causal_model_at_the_given_rate_with_its_prior(tmp_path):
+    result = _main("stream_calibration")(["--model", "world", "--fps", "10", "--seeds", "3", "--seconds", "16",
+                                          "--violations", "2", "--warmup", "2", "--size", "64",
+                                          "--json", str(tmp_path / "cal.json")])
+    assert result["model"] == "world_pico" and result["model_fps"] == 10.0
+    assert result["prior"]["fps"] == 10.0 and result["prior"]["spread"] > 0  # watch's prior for 10 fps
+    assert result["detected_total"][1] == 2
+    no_prior = _main("stream_calibration")(["--model", "world", "--fps", "10", "--seeds", "3", "--seconds", "16",
+                                            "--violations", "2", "--warmup", "2", "--size", "64", "--no-prior",
+                                            "--json", str(tmp_path / "cal2.json")])
+    assert no_prior["prior"] is None and no_prior["detector"]["use_prior"] is False
+
+
 def test_predictor_vs_copy_labels_tokens_from_the_scene_and_counts_every_one(tiny_model_dir, tmp_path):
     import json
 
