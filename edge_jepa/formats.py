@@ -151,8 +151,8 @@ FORMATS: dict[str, Format] = {
             export_modules=("executorch", "coremltools"),
             run_modules=("executorch",),
             run_check="edge_jepa.formats:executorch_coreml_unavailable",
-            stream_note="the stream step is not lowered to the CoreML delegate yet (this Linux machine cannot run "
-                        "its .pte to verify it); use --format executorch or onnx",
+            stream_exporter="edge_jepa.export.executorch:export_coreml_delegate_stream",
+            stream_precisions=("fp32", "fp16"),
         ),
         Format(
             name="onnx",
@@ -188,9 +188,8 @@ FORMATS: dict[str, Format] = {
             export_modules=("coremltools",),
             run_modules=("coremltools",),
             run_check="edge_jepa.formats:coreml_prediction_unavailable",
-            stream_note="the stream step is not converted to CoreML yet (coremltools converts on Linux, but "
-                        "prediction, and so the export's fidelity check, needs macOS); use --format executorch "
-                        "or onnx",
+            stream_exporter="edge_jepa.export.coreml:export_coreml_stream",
+            stream_precisions=("fp32", "fp16", "int8", "int4"),
         ),
     )
 }

@@ -11,7 +11,8 @@ The methods share weights: XNNPACK stores constants by content hash in the progr
 encoder appears once although two methods use it.
 
 CoreML delegate (`export_coreml_delegate`): the "fused" op set through CoreMLPartitioner (mlprogram,
-iOS 18). It exports on Linux; only Apple builds of the ExecuTorch runtime can run it.
+iOS 18). It exports on Linux; only Apple builds of the ExecuTorch runtime can run it. A frame-causal model's
+stream step goes the same two ways (`export_xnnpack_stream`, `export_coreml_delegate_stream`).
 """
 
 from __future__ import annotations
@@ -79,26 +80,31 @@ def export_xnnpack(req: ExportRequest) -> Artifacts:
 
 def export_coreml_delegate(req: ExportRequest) -> Artifacts:
     """Write model.pte with the CoreML delegate (compute precision fp32 or fp16, iOS 18)."""
-    import coremltools as ct
-    from executorch.backends.apple.coreml.compiler import CoreMLBackend
-    from executorch.backends.apple.coreml.partition import CoreMLPartitioner
-
     fmt = req.format.name
     graphs = surprise_graphs(req.model, "fused", req.layout)
     examples = req.layout.example_inputs()
-    precision = ct.precision.FLOAT16 if req.precision == "fp16" else ct.precision.FLOAT32
-    specs = CoreMLBackend.generate_compile_specs(compute_precision=precision,
-                                                 minimum_deployment_target=ct.target.iOS18)
     with step(fmt, "torch.export", "check that the model runs in eager on the clip shape"):
         programs = {m: torch.export.export(graphs[m], examples[m]) for m in METHODS}
     req.progress("lowering to the CoreML delegate")
     with step(fmt, "lowering to CoreML", "--format coreml, or --format executorch (XNNPACK)"):
-        edge = lower(programs, [CoreMLPartitioner(compile_specs=specs)])
+        edge = lower(programs, [coreml_partitioner(req.precision)])
     details = {"delegate": "CoreMLBackend", "op_set": "fused", "minimum_deployment_target": "iOS18",
                "compute_precision": req.precision, "delegation": delegation_report(edge)}
     with step(fmt, "serializing the .pte", "check free disk space"):
         (req.out_dir / PROGRAM).write_bytes(edge.to_executorch().buffer)
     return Artifacts({m: {"file": PROGRAM, "entry": m} for m in METHODS}, details)
+
+
+def coreml_partitioner(precision: str) -> Any:
+    """ExecuTorch's CoreMLPartitioner for mlprogram, iOS 18, compute precision fp16 or fp32."""
+    import coremltools as ct
+    from executorch.backends.apple.coreml.compiler import CoreMLBackend
+    from executorch.backends.apple.coreml.partition import CoreMLPartitioner
+
+    specs = CoreMLBackend.generate_compile_specs(
+        compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+        minimum_deployment_target=ct.target.iOS18)
+    return CoreMLPartitioner(compile_specs=specs)
 
 
 def lower(programs: dict[str, torch.export.ExportedProgram], partitioners: list) -> Any:
@@ -182,6 +188,29 @@ def export_xnnpack_stream(req: Any) -> Artifacts:
     with step(fmt, "lowering to XNNPACK", HINT_LOWER):
         edge = lower({STREAM_METHOD: program}, [XnnpackPartitioner()])
     details["delegation"] = delegation_report(edge)
+    req.progress("serializing the program")
+    with step(fmt, "serializing the .pte", "check free disk space"):
+        (req.out_dir / PROGRAM).write_bytes(edge.to_executorch().buffer)
+    return Artifacts({STREAM_METHOD: {"file": PROGRAM, "entry": STREAM_METHOD}}, details)
+
+
+def export_coreml_delegate_stream(req: Any) -> Artifacts:
+    """A frame-causal model's stream step as method `stream_step` of model.pte with the CoreML delegate (the
+    "fused" op set, compute precision fp32 or fp16, iOS 18). It lowers on Linux; only Apple builds of the
+    ExecuTorch runtime (CoreMLBackend registered) can run it."""
+    from edge_jepa.export.stream_step import stream_step_graph
+    from edge_jepa.formats import STREAM_METHOD
+
+    fmt = req.format.name
+    graph = stream_step_graph(req.model, req.fps, "fused")
+    req.progress("tracing with torch.export")
+    with step(fmt, "torch.export", "check that the model runs in eager"):
+        program = torch.export.export(graph, graph.example_inputs())
+    req.progress("lowering to the CoreML delegate")
+    with step(fmt, "lowering to CoreML", "--format coreml, or --format executorch (XNNPACK)"):
+        edge = lower({STREAM_METHOD: program}, [coreml_partitioner(req.precision)])
+    details = {"delegate": "CoreMLBackend", "op_set": "fused", "minimum_deployment_target": "iOS18",
+               "compute_precision": req.precision, "delegation": delegation_report(edge)}
     req.progress("serializing the program")
     with step(fmt, "serializing the .pte", "check free disk space"):
         (req.out_dir / PROGRAM).write_bytes(edge.to_executorch().buffer)

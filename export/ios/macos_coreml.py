@@ -4,7 +4,8 @@
     python export/ios/macos_coreml.py BUNDLE --compute-units CPU_AND_NE,CPU_ONLY --runs 50
 
 BUNDLE is an `edge-jepa export --format coreml` directory (model.mlpackage with the functions encode_context,
-encode_window, predict). Each compute-unit setting is one row (`edge-jepa bench` on the bundle with
+encode_window, predict), or a frame-causal model's (one function, stream_step: its row times one steady-state
+stream update, the key/value cache full). Each compute-unit setting is one row (`edge-jepa bench` on the bundle with
 CoreMLRunner(compute_units=...)): p50/p90/p99 of the step and of each function, peak RSS of a process of its
 own, size, cosine vs fp32 eager (when the bundle's source model loads on the Mac) and GFLOP/s. CoreML runs
 only on macOS: elsewhere the script stops with exit code 2 before doing anything.
