@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import io
+import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ from edge_jepa.models.config import ModelConfig
 from edge_jepa.models.encoder import LinearTubeletEmbed
 from edge_jepa.models.layers import Block
 from edge_jepa.models.vjepa2 import VJEPA2
+from edge_jepa.models.world import FrameCausalJEPA
 from edge_jepa.runtime.base import EagerRunner, Runner
 from edge_jepa.timing import time_calls
 
@@ -51,14 +53,17 @@ PRECISION_SCHEMES = {"fp16": "fp16", "int8": "int8-dynamic", "int4": "int4-weigh
 CALIBRATION_SEED_BASE = 1_500_000_000  # calibration scenes (disjoint from training < 1e9 and evaluation 2e9)
 VERIFICATION_SEED_BASE = 1_600_000_000  # scenes used to check fidelity (disjoint from calibration)
 INT4_GROUP = 32  # int4-weight: weights in groups of 32 input channels (Linears of other widths stay bf16)
+INT4_OUT = 16  # int4-weight: output widths the int4 packing takes (multiples of 16; others stay bf16)
 
 
 # --------------------------------------------------------------------------------------------- eager schemes
 
 
-def quantize(model: VJEPA2, scheme: str) -> VJEPA2:
+def quantize(model: VJEPA2 | FrameCausalJEPA, scheme: str) -> VJEPA2 | FrameCausalJEPA:
     """A quantized copy of `model` (encoder and predictor) for eager CPU execution; `model` is untouched.
 
+    model: a window model (VJEPA2) or a frame-causal one (FrameCausalJEPA: its forward, `predict` and the KV
+    stream step `predictor.step` all run quantized and take and return float32).
     scheme: one of SCHEMES, or a precision of the format table ("fp16", "int8", "int4": PRECISION_SCHEMES).
     The copy's `quantization` attribute records the scheme.
     """
@@ -88,31 +93,47 @@ def quantize(model: VJEPA2, scheme: str) -> VJEPA2:
 
         config = (Int8DynamicActivationInt8WeightConfig(set_inductor_config=False) if scheme == "int8-dynamic"
                   else Int8WeightOnlyConfig(set_inductor_config=False))
-        quantize_(q.encoder, config)
-        quantize_(q.predictor, config)
+        quantize_(q.encoder, config, filter_fn=_matmul_linear)
+        quantize_(q.predictor, config, filter_fn=_matmul_linear)
     q.quantization = scheme
     return q
 
 
+def _matmul_linear(module: nn.Module, fqn: str) -> bool:
+    """torchao filter: an nn.Linear that is a matmul. A Linear of one input (the frame-causal predictor's
+    frame-interval embedding, 1 -> Dp: a scale and a shift) stays float; torchao's int8 kernels refuse it."""
+    return isinstance(module, nn.Linear) and module.in_features > 1
+
+
 def _plain_linear_divisible_by(group: int) -> Callable[[nn.Module, str], bool]:
-    """torchao filter: a not-yet-quantized nn.Linear whose input width is a multiple of `group`."""
+    """torchao filter: a not-yet-quantized nn.Linear whose input width is a multiple of `group` and whose output
+    width a multiple of INT4_OUT (the int4 packing's tiles; the frame-causal log-scale head, Dp -> 1, stays bf16)."""
 
     def fn(module: nn.Module, fqn: str) -> bool:
         return (type(module) is nn.Linear and type(module.weight.data) is torch.Tensor
-                and module.in_features % group == 0)
+                and module.in_features % group == 0 and module.out_features % INT4_OUT == 0)
 
     return fn
 
 
-def _compute_in(model: VJEPA2, dtype: torch.dtype) -> None:
+def _cast(x: Any, dtype: torch.dtype) -> Any:
+    """`x` with every floating tensor in it (nested in tuples and lists too) cast to `dtype`."""
+    if isinstance(x, Tensor):
+        return x.to(dtype) if x.is_floating_point() else x
+    if isinstance(x, tuple | list):
+        return type(x)(_cast(v, dtype) for v in x)
+    return x
+
+
+def _compute_in(model: VJEPA2 | FrameCausalJEPA, dtype: torch.dtype) -> None:
     """Cast `model` to `dtype` in place and add hooks so it still takes and returns float32."""
     model.to(dtype)
 
     def cast_in(module: nn.Module, args: tuple) -> tuple:
-        return tuple(a.to(dtype) if isinstance(a, Tensor) and a.is_floating_point() else a for a in args)
+        return _cast(args, dtype)
 
-    def cast_out(module: nn.Module, args: tuple, out: Tensor) -> Tensor:
-        return out.float()
+    def cast_out(module: nn.Module, args: tuple, out: Any) -> Any:
+        return _cast(out, torch.float32)
 
     for part in (model.encoder, model.predictor):
         part.register_forward_pre_hook(cast_in)
@@ -120,6 +141,22 @@ def _compute_in(model: VJEPA2, dtype: torch.dtype) -> None:
     for m in model.modules():
         if isinstance(m, Block):  # RoPE tables arrive in float32
             m.register_forward_pre_hook(cast_in)
+    if isinstance(model, FrameCausalJEPA):  # the KV stream step is a method, not a forward: no hooks fire there
+        _method_in(model.predictor, "step", dtype, float_out=True)
+        for blk in model.predictor.blocks:
+            _method_in(blk, "forward_cached", dtype, float_out=False)
+
+
+def _method_in(module: nn.Module, name: str, dtype: torch.dtype, *, float_out: bool) -> None:
+    """Make `module.name(...)` take its floating arguments in `dtype` (and return float32 if `float_out`).
+    A bound method in the instance's dict: a deepcopy of the module rebinds it to the copy."""
+    method = getattr(type(module), name)
+
+    def call(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        out = method(self, *_cast(args, dtype), **{k: _cast(v, dtype) for k, v in kwargs.items()})
+        return _cast(out, torch.float32) if float_out else out
+
+    setattr(module, name, types.MethodType(call, module))
 
 
 def state_size(model: nn.Module) -> int:
