@@ -170,15 +170,15 @@ def state_size(model: nn.Module) -> int:
 
 
 def calibration_clips(config: ModelConfig, n: int = 8, *, seed_base: int = CALIBRATION_SEED_BASE,
-                      frames: int | None = None) -> list[Tensor]:
+                      frames: int | None = None, fps: float | None = None) -> list[Tensor]:
     """`n` real clips [1, 3, T, S, S] in the model's preprocessing: held-out synthetic world scenes
-    (plausible physics, rendered at the model's fps) through `edge_jepa.preprocess`."""
+    (plausible physics, rendered at `fps`, default the model's) through `edge_jepa.preprocess`."""
     from edge_jepa.data.synthetic import WorldConfig, generate_clip
     from edge_jepa.preprocess import preprocess
 
     c = config.clip
     frames = frames or c.frames
-    world = WorldConfig(size=max(32, c.size), num_frames=max(4, frames), fps=c.fps)
+    world = WorldConfig(size=max(32, c.size), num_frames=max(4, frames), fps=fps or c.fps)
     return [preprocess(generate_clip(seed_base + i, world).frames[:frames], c.size, c.preprocess) for i in range(n)]
 
 
@@ -232,6 +232,11 @@ def token_cosine(a: Tensor, b: Tensor) -> tuple[float, float]:
     return float(cos.mean()), float(cos.min())
 
 
+# The cosine fields of each model kind (a row carries only its kind's; the others are None and left out of to_dict).
+COSINES = {"window": ("context_cosine", "window_cosine", "predicted_cosine"),
+           "frame_causal": ("frame_tokens_cosine", "frame_tokens_worst", "next_frame_cosine", "next_frame_worst")}
+
+
 @dataclass
 class Fidelity:
     """How far one quantized variant is from the fp32 model (see `fidelity_report`)."""
@@ -239,22 +244,30 @@ class Fidelity:
     scheme: str
     backend: str
     size_bytes: int | None
-    context_cosine: float  # encoder tokens of the context clip, mean over tokens and clips
-    window_cosine: float  # encoder tokens of the whole clip
-    predicted_cosine: float  # predictor output, end to end (each variant runs its own encoder)
-    min_token_cosine: float  # worst single token of all three
+    min_token_cosine: float  # worst single token of all the row's cosines
     surprise_spearman: float  # rank correlation of per-frame surprise on a long video vs fp32
     surprise_auroc: float  # violation-of-expectation AUROC on held-out matched pairs
-    latency_ms: float  # median surprise step (batch 1) in this process
+    latency_ms: float  # median surprise step (batch 1) in this process; frame-causal: one stream update
+    kind: str = "window"  # the model kind: which cosines below the row has (COSINES)
+    # window models: the three graphs of the surprise step, mean over tokens and clips
+    context_cosine: float | None = None  # encoder tokens of the context clip
+    window_cosine: float | None = None  # encoder tokens of the whole clip
+    predicted_cosine: float | None = None  # predictor output, end to end (each variant runs its own encoder)
+    # frame-causal models, over every frame of held-out streams (mean over tokens, frames and streams; worst token)
+    frame_tokens_cosine: float | None = None  # each frame's encoder tokens
+    frame_tokens_worst: float | None = None
+    next_frame_cosine: float | None = None  # the prediction of the next frame's tokens, end to end
+    next_frame_worst: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        other = {f for k, fields in COSINES.items() if k != self.kind for f in fields}
+        return {k: v for k, v in asdict(self).items() if k not in other}
 
 
-def fidelity_report(model: VJEPA2, schemes: Sequence[str] = SCHEMES, *, runners: dict[str, Runner] | None = None,
-                    clips: int = 4, video_seconds: float = 12.0, pairs_per_type: int = 3,
-                    violations: Sequence[str] | None = None,
+def fidelity_report(model: VJEPA2 | FrameCausalJEPA, schemes: Sequence[str] = SCHEMES, *,
+                    runners: dict[str, Any] | None = None, clips: int = 4, video_seconds: float = 12.0,
+                    pairs_per_type: int = 3, violations: Sequence[str] | None = None, fps: float | None = None,
                     on_step: Callable[[str], None] | None = None) -> list[Fidelity]:
     """One row per variant: fp32 itself first, each eager scheme, then any extra `runners` (e.g. opened
     export bundles, keyed by a label).
@@ -263,7 +276,16 @@ def fidelity_report(model: VJEPA2, schemes: Sequence[str] = SCHEMES, *, runners:
     and fp32's per-frame surprise on one long synthetic video with violations; surprise AUROC from
     `edge_jepa.evaluation.evaluate_surprise` on `pairs_per_type` matched pairs per violation type (the same
     pairs for every variant); size of the weights (state dict, or the bundle's files).
+
+    A frame-causal model (FrameCausalJEPA) is measured as it streams: see `frame_causal_report` (`runners`: its
+    stream-step bundles, StreamStepRunners; `fps`: the rate of the streams, default the model's).
     """
+    if model.config.kind == "frame_causal":
+        return frame_causal_report(model, schemes, runners=runners, clips=clips, video_seconds=video_seconds,
+                                   pairs_per_type=pairs_per_type, violations=violations, fps=fps, on_step=on_step)
+    if fps is not None and abs(fps - model.config.clip.fps) > 1e-6:
+        raise ValueError(f"{model.config.name} is a window model for frames at {model.config.clip.fps:g} fps, "
+                         f"got fps={fps:g}")
     from edge_jepa.data.synthetic import VIOLATIONS
 
     violations = tuple(violations or VIOLATIONS)
@@ -304,18 +326,20 @@ def fidelity_report(model: VJEPA2, schemes: Sequence[str] = SCHEMES, *, runners:
     return rows
 
 
-def _surprise_video(config: ModelConfig, seconds: float) -> np.ndarray:
-    """A long synthetic scene at the model's fps with a few violations (frames uint8 [F, H, W, 3])."""
+def _surprise_video(config: ModelConfig, seconds: float, fps: float | None = None) -> np.ndarray:
+    """A long synthetic scene at `fps` (default: the model's) with a few violations (frames uint8 [F, H, W, 3])."""
     from edge_jepa.data.synthetic import WorldConfig, render_long_video
 
     c = config.clip
-    seconds = max(seconds, 3.0 * c.frames / c.fps)
+    fps = fps or c.fps
+    seconds = max(seconds, 3.0 * c.frames / fps)
     events = [(seconds * f, v) for f, v in ((0.3, "teleport"), (0.55, "vanish"), (0.8, "color_change"))]
-    world = WorldConfig(size=max(32, c.size), fps=c.fps)
+    world = WorldConfig(size=max(32, c.size), fps=fps)
     return render_long_video(VERIFICATION_SEED_BASE, seconds, world, events).frames
 
 
-def _scores(runner: Runner, video: np.ndarray) -> np.ndarray:
+def _scores(runner: Any, video: np.ndarray) -> np.ndarray:
+    """Per-frame surprise of a Runner or a scorer on `video`."""
     from edge_jepa.surprise import surprise_scores
 
     return surprise_scores(runner, video)
@@ -333,3 +357,117 @@ def _auroc(runner: Runner, pairs_per_type: int, violations: tuple[str, ...]) -> 
     from edge_jepa.evaluation import evaluate_surprise
 
     return float(evaluate_surprise(runner, pairs_per_type=pairs_per_type, violations=violations)["overall"]["auroc"])
+
+
+# --------------------------------------------------------------------------------------------- frame-causal fidelity
+
+
+def frame_causal_report(model: FrameCausalJEPA, schemes: Sequence[str] = SCHEMES, *,
+                        runners: dict[str, Any] | None = None, clips: int = 4, video_seconds: float = 12.0,
+                        pairs_per_type: int = 3, violations: Sequence[str] | None = None, fps: float | None = None,
+                        on_step: Callable[[str], None] | None = None) -> list[Fidelity]:
+    """`fidelity_report` of a frame-causal model: what its stream does, per variant, against fp32.
+
+    Rows: fp32 eager, each eager scheme of `quantize`, then (with `runners`: label -> StreamStepRunner, the
+    stream-step bundles of `edge-jepa export`) an eager fp32 row on the KV step ("fp32 kv") and one row per
+    bundle. Eager rows score as `FrameCausalScorer` does by default (the predictor re-run over the cached tokens);
+    a bundle runs its KV stream step, so its surprise is ranked against fp32's on the KV step.
+    - frame_tokens / next_frame cosines: every frame of `clips` held-out streams (synthetic world scenes at `fps`,
+      twice the window long, so a bundle's cache fills and slides): each frame's encoder tokens and the
+      prediction of the next frame's tokens, against fp32 eager on the same frames (mean, and the worst token).
+    - surprise_spearman: per-frame surprise (the scorer's default scoring) on a long synthetic video with
+      violations, rank-correlated with fp32's.
+    - surprise_auroc: `pairs_per_type` held-out matched pairs per violation type (the same pairs for every row).
+    - latency_ms: median of one stream update in steady state (the frame encoded, the next frame predicted,
+      the frame scored; batch 1) in this process. size: state dict, or the bundle's files.
+    """
+    from edge_jepa.data.synthetic import VIOLATIONS
+    from edge_jepa.surprise import FrameCausalScorer
+
+    violations = tuple(violations or VIOLATIONS)
+    fps = float(fps or model.config.clip.fps)
+    for label, runner in (runners or {}).items():
+        if abs(runner.fps - fps) > 1e-6:
+            raise ValueError(f"{label} was exported for frames at {runner.fps:g} fps; this report streams at "
+                             f"{fps:g} fps (measure it with fps={runner.fps:g}, or re-export it with --fps {fps:g})")
+    model = model.eval()
+    streams = calibration_clips(model.config, clips, seed_base=VERIFICATION_SEED_BASE, frames=2 * model.window,
+                                fps=fps)
+    video = _surprise_video(model.config, video_seconds, fps)
+    with torch.no_grad():
+        reference = [model(x, fps)[:2] for x in streams]  # fp32 tokens, predictions [1, F, N, D]
+
+    variants: list[tuple[str, Any, str, int | None]] = [("fp32", model, "rerun", state_size(model))]
+    for scheme in schemes:
+        if on_step:
+            on_step(f"quantizing {scheme}")
+        q = quantize(model, scheme)
+        variants.append((scheme, q, "rerun", state_size(q)))
+    if runners:
+        variants.append(("fp32 kv", model, "kv", state_size(model)))
+    for label, runner in (runners or {}).items():
+        variants.append((label, runner, "kv", runner.bundle.size_bytes))
+
+    base_scores: dict[str, np.ndarray] = {}
+    rows = []
+    for label, variant, cache, size in variants:
+        if on_step:
+            on_step(f"measuring {label}")
+        scorer = FrameCausalScorer(variant, fps=fps, cache=cache)
+        outs = [_stream_outputs(variant, x, fps) for x in streams]
+        tokens = [token_cosine(o[0], r[0]) for o, r in zip(outs, reference, strict=True)]
+        nexts = [token_cosine(o[1], r[1]) for o, r in zip(outs, reference, strict=True)]
+        scores = _scores(scorer, video)
+        if variant is model:
+            base_scores[cache] = scores
+        auroc = _frame_causal_auroc(scorer, pairs_per_type, violations)
+        rows.append(Fidelity(
+            scheme=label, size_bytes=size,
+            backend=f"eager/{getattr(variant, 'quantization', 'fp32')} {cache}" if isinstance(variant, nn.Module)
+            else f"{scorer.backend} {cache}",
+            min_token_cosine=float(min(c[1] for c in tokens + nexts)),
+            surprise_spearman=_spearman(scores, base_scores[cache]),
+            surprise_auroc=auroc,
+            latency_ms=_update_ms(scorer, streams[0]),
+            kind="frame_causal",
+            frame_tokens_cosine=float(np.mean([c[0] for c in tokens])),
+            frame_tokens_worst=float(min(c[1] for c in tokens)),
+            next_frame_cosine=float(np.mean([c[0] for c in nexts])),
+            next_frame_worst=float(min(c[1] for c in nexts)),
+            extra={"step": cache, "fps": fps, "scoring": scorer.scoring,
+                   "spearman_reference": f"fp32 eager, {cache} step"},
+        ))
+    return rows
+
+
+@torch.no_grad()
+def _stream_outputs(variant: Any, stream: Tensor, fps: float) -> tuple[Tensor, Tensor]:
+    """Tokens and next-frame predictions [1, F, N, D] of a preprocessed stream [1, 3, F, S, S]: an eager model
+    over the whole stream (block-causal, sliding window), a StreamStepRunner one frame at a time."""
+    if isinstance(variant, nn.Module):
+        return variant(stream, fps)[:2]
+    variant.reset()
+    steps = [variant.step(stream[:, :, t : t + 1]) for t in range(stream.shape[2])]
+    return torch.stack([s[0] for s in steps])[None], torch.stack([s[1] for s in steps])[None]
+
+
+def _update_ms(scorer: Any, stream: Tensor, runs: int = 30) -> float:
+    """Median ms of one steady-state stream update of `scorer` (push of a preprocessed frame, scored)."""
+    frames = [stream[0, :, t].numpy() for t in range(stream.shape[2])]
+    scorer.reset()
+    for f in frames[: scorer.frames_per_window]:  # the window fills: every update from here on is scored
+        scorer.push_input(f)
+    index = iter(range(10**9))
+    return time_calls(lambda: scorer.push_input(frames[next(index) % len(frames)]), warmup=3, runs=runs).p50
+
+
+def _frame_causal_auroc(scorer: Any, pairs_per_type: int, violations: tuple[str, ...]) -> float:
+    if pairs_per_type <= 0:
+        return float("nan")
+    import dataclasses
+
+    from edge_jepa.evaluation import score_pairs, summarize, world_for
+
+    world = dataclasses.replace(world_for(scorer), fps=scorer.fps)  # held-out scenes at the rate it streams
+    pairs = score_pairs(scorer, pairs_per_type=pairs_per_type, violations=violations, world=world)
+    return float(summarize(pairs, 0)["overall"]["auroc"])
