@@ -451,7 +451,7 @@ def _stream_outputs(variant: Any, stream: Tensor, fps: float) -> tuple[Tensor, T
     return torch.stack([s[0] for s in steps])[None], torch.stack([s[1] for s in steps])[None]
 
 
-def _update_ms(scorer: Any, stream: Tensor, runs: int = 30) -> float:
+def _update_ms(scorer: Any, stream: Tensor, runs: int = 20) -> float:
     """Median ms of one steady-state stream update of `scorer` (push of a preprocessed frame, scored)."""
     frames = [stream[0, :, t].numpy() for t in range(stream.shape[2])]
     scorer.reset()

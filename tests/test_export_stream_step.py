@@ -179,3 +179,27 @@ def test_bench_times_a_stream_bundle_s_step(stream_bundles, world, one_inference
 
 def test_export_leaves_the_caller_s_model_as_it_was(stream_bundles, world):
     assert all(p.requires_grad for p in world.parameters())  # exported from a copy (eval, no grad)
+
+
+def test_quantize_report_measures_stream_bundles_against_fp32_on_the_kv_step(stream_bundles, world, tmp_path):
+    from edge_jepa.cli import app
+
+    model_dir, out = tmp_path / "world", tmp_path / "report.json"
+    world.save(model_dir)
+    pte, onnx = stream_bundles["executorch", "int8"], stream_bundles["onnx", "int8"]
+    res = CliRunner().invoke(app, ["quantize-report", str(model_dir), "--schemes", "int8-weight", "--bundle", str(pte),
+                                   "--bundle", str(onnx), "--clips", "1", "--pairs-per-type", "1",
+                                   "--video-seconds", "2", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = {r["scheme"]: r for r in json.loads(out.read_text())}
+    assert list(rows) == ["fp32", "int8-weight", "fp32 kv", str(pte), str(onnx)]
+    assert rows["fp32 kv"]["backend"] == "eager/fp32 kv" and rows["fp32 kv"]["next_frame_cosine"] > 0.9999
+    for path, fmt in ((pte, "executorch"), (onnx, "onnx")):
+        row = rows[str(path)]
+        assert row["backend"] == f"{fmt}/int8 kv" and row["extra"] == {
+            "step": "kv", "fps": FPS, "scoring": "max", "spearman_reference": "fp32 eager, kv step"}
+        assert row["size_bytes"] == json.loads((path / "manifest.json").read_text())["total_bytes"]
+        assert 0.99 < row["frame_tokens_cosine"] < 1.0 and 0.99 < row["next_frame_cosine"] < 1.0
+        assert row["surprise_spearman"] > 0.9 and 0.0 <= row["surprise_auroc"] <= 1.0 and row["latency_ms"] > 0
+    res = CliRunner().invoke(app, ["quantize-report", "world", "--bundle", str(pte)])  # another model's bundle
+    assert res.exit_code == 2 and "holds test-world-tiny, not world's world_pico" in res.output, res.output

@@ -134,8 +134,11 @@ def quantize_report(
         raise fail(str(e)) from None
     for label, runner in runners.items():
         if frame_causal and runner.config != model.config:
-            raise fail(f"bundle {label} holds {runner.config.name}, exported from another model than {source} "
-                       f"({model.config.name}); compare the stream bundles of {source}")
+            raise fail(f"bundle {label} holds {runner.config.name}, not {source}'s {model.config.name}; compare the "
+                       f"stream-step bundles of {source}")
+        if not frame_causal and getattr(runner, "kind", "window") != "window":
+            raise fail(f"bundle {label} is the stream step of a frame-causal model; {source} is a window model "
+                       f"({model.config.name}): compare bundles of {source}")
         if not frame_causal and runner.config.clip != model.config.clip:
             raise fail(f"bundle {label} was exported for clip {runner.config.clip}, the model uses "
                        f"{model.config.clip}; compare bundles of the model's clip")
