@@ -3,6 +3,9 @@
     qmodel = edge_jepa.quantize.quantize(model, "int8-dynamic")   # a quantized copy; encoder and predictor
     rows = edge_jepa.quantize.fidelity_report(model)              # token cosine, surprise rank corr., AUROC, size
 
+Both model kinds: a window model (VJEPA2) and a frame-causal one (FrameCausalJEPA, whose report measures its
+stream: each frame's tokens, the next-frame predictions, one stream update, and its stream-step bundles).
+
 Eager schemes (torchao configs, CPU):
     int8-dynamic   Int8DynamicActivationInt8WeightConfig: int8 per-token activations x int8 per-channel weights
     int8-weight    Int8WeightOnlyConfig: int8 per-channel weights, fp32 activations
@@ -12,8 +15,9 @@ torchao quantizes nn.Linear weights, so the tubelet Conv2d is first rewritten as
 flattened patches (same weights, reshaped: edge_jepa.models.encoder.LinearTubeletEmbed) and is quantized with the
 rest; that also sidesteps oneDNN's bf16 Conv2d with kernel == stride == 16 over 6 channels, which returns
 wrong numbers on this torch (near-zero cosine vs fp32). A quantized model takes and returns float32 like the
-original (forward hooks cast at the encoder/predictor boundary), so everything that accepts a model
-accepts it; it is for running, not for `save` (its state dict holds torchao tensors).
+original (forward hooks cast at the encoder/predictor boundary; a frame-causal predictor's KV step
+`predictor.step` casts the same way), so everything that accepts a model accepts it; it is for running, not
+for `save` (its state dict holds torchao tensors).
 
 The PT2E path (`pt2e_quantize`) is what `edge-jepa export --format executorch --quant int8` uses:
 XNNPACKQuantizer, per-channel int8 weights on every Linear. Activations are dynamic int8 per token by default;
