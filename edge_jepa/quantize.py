@@ -390,7 +390,12 @@ def frame_causal_report(model: FrameCausalJEPA, schemes: Sequence[str] = SCHEMES
 
     violations = tuple(violations or VIOLATIONS)
     fps = float(fps or model.config.clip.fps)
+    from edge_jepa.runtime.stream_step import StreamStepRunner
+
     for label, runner in (runners or {}).items():
+        if not isinstance(runner, StreamStepRunner):
+            raise ValueError(f"{label}: a frame-causal model is compared with its stream-step bundles "
+                             f"(StreamStepRunner.open(path)), got {type(runner).__name__}")
         if abs(runner.fps - fps) > 1e-6:
             raise ValueError(f"{label} was exported for frames at {runner.fps:g} fps; this report streams at "
                              f"{fps:g} fps (measure it with fps={runner.fps:g}, or re-export it with --fps {fps:g})")

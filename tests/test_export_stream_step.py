@@ -207,3 +207,9 @@ def test_quantize_report_measures_stream_bundles_against_fp32_on_the_kv_step(str
         assert row["surprise_spearman"] > 0.9 and 0.0 <= row["surprise_auroc"] <= 1.0 and row["latency_ms"] > 0
     res = CliRunner().invoke(app, ["quantize-report", "world", "--bundle", str(pte)])  # another model's bundle
     assert res.exit_code == 2 and "holds test-world-tiny, not world's world_pico" in res.output, res.output
+    from edge_jepa.quantize import fidelity_report
+
+    with pytest.raises(ValueError, match="exported for frames at 15 fps; this report streams at 30 fps"):
+        fidelity_report(world, [], runners={"pte": StreamStepRunner.open(pte)})  # the model's own 30 fps
+    with pytest.raises(ValueError, match="compared with its stream-step bundles"):
+        fidelity_report(world, [], runners={"window step": Runner.open(pte)})
