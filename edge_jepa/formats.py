@@ -138,7 +138,7 @@ FORMATS: dict[str, Format] = {
             export_modules=("executorch", "torchao"),
             run_modules=("executorch",),
             stream_exporter="edge_jepa.export.executorch:export_xnnpack_stream",
-            stream_precisions=("fp32", "int8"),
+            stream_precisions=("fp32", "int8", "int4"),
         ),
         Format(
             name="executorch-coreml",

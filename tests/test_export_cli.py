@@ -48,3 +48,22 @@ def test_quantize_report_table_and_json(tiny_model_dir, tmp_path):
     assert [r["scheme"] for r in rows] == ["fp32", "int8-weight"] and rows[1]["window_cosine"] > 0.99
     res = runner.invoke(app, ["quantize-report", str(tiny_model_dir), "--schemes", "int2"])
     assert res.exit_code == 2 and "unknown schemes ['int2']" in res.output
+
+
+def test_quantize_report_of_the_frame_causal_world_model(tmp_path):
+    out = tmp_path / "world.json"
+    res = runner.invoke(app, ["quantize-report", "world", "--schemes", "int8-dynamic", "--clips", "1",
+                              "--pairs-per-type", "1", "--video-seconds", "1.5", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "(frame-causal) vs fp32" in text and "prediction of the next frame's tokens" in text
+    rows = json.loads(out.read_text())
+    assert [r["scheme"] for r in rows] == ["fp32", "int8-dynamic"]
+    fp32, int8 = rows
+    assert all(r["kind"] == "frame_causal" and "window_cosine" not in r and r["extra"]["step"] == "rerun"
+               for r in rows)  # the window model's cosines do not apply: not in the rows
+    assert fp32["frame_tokens_cosine"] > 0.99999 and fp32["surprise_spearman"] > 0.99999
+    assert 0.99 < int8["frame_tokens_cosine"] < 1.0 and 0.99 < int8["next_frame_cosine"] < 1.0
+    assert 0.95 < int8["next_frame_worst"] <= int8["next_frame_cosine"] and int8["surprise_spearman"] > 0.95
+    assert int8["size_bytes"] < 0.35 * fp32["size_bytes"] and int8["latency_ms"] > 0
+    assert 0.6 < fp32["surprise_auroc"] <= 1.0 and abs(int8["surprise_auroc"] - fp32["surprise_auroc"]) < 0.1

@@ -22,7 +22,8 @@ from edge_jepa.stream.prior import compute_prior, prior_for
 from edge_jepa.surprise import FrameCausalScorer, SurpriseScorer, frame_to_input, surprise_scores
 from tests.test_world_model import WORLD_TINY
 
-STREAM_BUNDLES = [("executorch", "fp32"), ("executorch", "int8"), ("onnx", "fp32"), ("onnx", "int8")]
+STREAM_BUNDLES = [("executorch", "fp32"), ("executorch", "int8"), ("executorch", "int4"), ("onnx", "fp32"),
+                  ("onnx", "int8")]
 FPS = 15.0  # not the model's 30: the bundle's tables are built for the rate it is exported for
 
 
@@ -83,6 +84,9 @@ def test_a_frame_causal_bundle_names_its_stream_step_and_passed_verification(str
     assert manifest["surprise_prior"]["entries"][0]["fps"] == FPS  # the model's prior, for the bundle's runners
     assert prior_for(FrameCausalScorer(stream_bundles[fmt, quant])).fps == FPS
     assert fid["predicted"]["cosine"] >= fid["threshold"] and fid["tokens"]["cosine"] >= fid["threshold"]
+    if quant == "int4":  # torchao 8da4w, as the window .pte's int4, verified at int4's threshold
+        assert manifest["export"]["quantization"]["method"] == "torchao Int8DynamicActivationIntxWeightConfig"
+        assert fid["threshold"] == 0.98
     if fmt == "executorch":  # the whole stream step runs inside one XNNPACK delegate
         assert manifest["export"]["delegation"][STREAM_METHOD]["fully_delegated"]
         assert manifest["export"]["delegation"][STREAM_METHOD]["delegated_subgraphs"] == 1
@@ -132,7 +136,7 @@ def test_unsupported_rows_give_their_own_reason(world, tmp_path):
     with pytest.raises(ValueError, match="exports a frame-causal model's stream step at fp32, fp16, not 'int8'"):
         export_bundle(world, "executorch-coreml", "int8", out=tmp_path / "coreml-int8")
     with pytest.raises(ValueError, match="exports a frame-causal model's stream step at fp32, int8, not 'int4'"):
-        export_bundle(world, "executorch", "int4", out=tmp_path / "int4")
+        export_bundle(world, "onnx", "int4", out=tmp_path / "int4")
     with pytest.raises(ValueError, match="drop frames"):
         export_bundle(world, "onnx", "fp32", frames=8, out=tmp_path / "frames")
     assert not any(tmp_path.iterdir())  # nothing written
@@ -180,3 +184,33 @@ def test_bench_times_a_stream_bundle_s_step(stream_bundles, world, one_inference
 
 def test_export_leaves_the_caller_s_model_as_it_was(stream_bundles, world):
     assert all(p.requires_grad for p in world.parameters())  # exported from a copy (eval, no grad)
+
+
+def test_quantize_report_measures_stream_bundles_against_fp32_on_the_kv_step(stream_bundles, world, tmp_path):
+    from edge_jepa.cli import app
+
+    model_dir, out = tmp_path / "world", tmp_path / "report.json"
+    world.save(model_dir)
+    pte, int4, onnx = (stream_bundles[k] for k in (("executorch", "int8"), ("executorch", "int4"), ("onnx", "int8")))
+    res = CliRunner().invoke(app, ["quantize-report", str(model_dir), "--schemes", "int8-weight", "--bundle", str(pte),
+                                   "--bundle", str(int4), "--bundle", str(onnx), "--clips", "1",
+                                   "--pairs-per-type", "1", "--video-seconds", "2", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = {r["scheme"]: r for r in json.loads(out.read_text())}
+    assert list(rows) == ["fp32", "int8-weight", "fp32 kv", str(pte), str(int4), str(onnx)]
+    assert rows["fp32 kv"]["backend"] == "eager/fp32 kv" and rows["fp32 kv"]["next_frame_cosine"] > 0.9999
+    for path, fmt, quant in ((pte, "executorch", "int8"), (int4, "executorch", "int4"), (onnx, "onnx", "int8")):
+        row, threshold = rows[str(path)], {"int8": 0.99, "int4": 0.98}[quant]
+        assert row["backend"] == f"{fmt}/{quant} kv" and row["extra"] == {
+            "step": "kv", "fps": FPS, "scoring": "max", "spearman_reference": "fp32 eager, kv step"}
+        assert row["size_bytes"] == json.loads((path / "manifest.json").read_text())["total_bytes"]
+        assert threshold < row["frame_tokens_cosine"] < 1.0 and threshold < row["next_frame_cosine"] < 1.0
+        assert row["surprise_spearman"] > 0.9 and 0.0 <= row["surprise_auroc"] <= 1.0 and row["latency_ms"] > 0
+    res = CliRunner().invoke(app, ["quantize-report", "world", "--bundle", str(pte)])  # another model's bundle
+    assert res.exit_code == 2 and "holds test-world-tiny, not world's world_pico" in res.output, res.output
+    from edge_jepa.quantize import fidelity_report
+
+    with pytest.raises(ValueError, match="exported for frames at 15 fps; this report streams at 30 fps"):
+        fidelity_report(world, [], runners={"pte": StreamStepRunner.open(pte)})  # the model's own 30 fps
+    with pytest.raises(ValueError, match="compared with its stream-step bundles"):
+        fidelity_report(world, [], runners={"window step": Runner.open(pte)})

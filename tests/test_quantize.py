@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 import edge_jepa
+from edge_jepa.evaluation import spearman as _spearman
 from edge_jepa.export.wrappers import PairRotation, surprise_graphs
 from edge_jepa.quantize import (
     SCHEMES,
@@ -121,3 +123,39 @@ def test_fidelity_report_rows(model):
         assert r.surprise_spearman > 0.9 and 0.0 <= r.surprise_auroc <= 1.0 and r.latency_ms > 0
         assert r.size_bytes < base.size_bytes
     assert not math.isnan(base.surprise_auroc) and set(base.to_dict()) >= {"scheme", "surprise_auroc", "size_bytes"}
+
+
+# ------------------------------------------------------------------------------------------ frame-causal models
+
+
+@pytest.fixture(scope="module")
+def world():
+    from tests.test_world_model import WORLD_TINY
+
+    return edge_jepa.create(WORLD_TINY, seed=0).eval()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_frame_causal_model_quantizes_through_its_forward_and_its_kv_step(world, scheme):
+    import copy
+
+    from edge_jepa.data.synthetic import WorldConfig, generate_clip
+    from edge_jepa.surprise import FrameCausalScorer, surprise_scores
+
+    before = {k: v.clone() for k, v in world.state_dict().items()}
+    q = quantize(world, scheme)
+    assert q.quantization == scheme and all(torch.equal(before[k], v) for k, v in world.state_dict().items())
+    assert state_size(q) < 0.6 * state_size(world)  # the weights really are smaller
+    stream = calibration_clips(world.config, 1, seed_base=321, frames=10)[0]  # 10 frames: the window (4) slides
+    with torch.no_grad():
+        (z, pred, _), (qz, qpred, qlog_b) = world(stream), q(stream)
+    assert qz.dtype == qpred.dtype == qlog_b.dtype == torch.float32
+    assert token_cosine(qz, z)[0] >= MIN_COSINE[scheme] and token_cosine(qpred, pred)[0] >= MIN_COSINE[scheme]
+    # the KV stream step (predictor.step, a method: no forward hooks) runs quantized too, also in a deep copy
+    frames = generate_clip(4, WorldConfig(size=32, num_frames=12, fps=30.0)).frames
+    ref = surprise_scores(FrameCausalScorer(world, cache="kv"), frames)
+    for model in (q, copy.deepcopy(q)):
+        assert model.predictor.step.__self__ is model.predictor
+        got = surprise_scores(FrameCausalScorer(model, cache="kv"), frames)
+        assert np.isfinite(got[3:]).all() and _spearman(got[3:], ref[3:]) > 0.9
+        np.testing.assert_allclose(got[3:], ref[3:], rtol=0.1 if scheme == "int4-weight" else 0.03)

@@ -103,19 +103,22 @@ def bundle_table(path: Path, manifest: dict) -> Table:
 def quantize_report(
     source: str = typer.Argument("default", help="model to quantize (anything edge_jepa.load takes)"),
     schemes: str = typer.Option("int8-dynamic,int8-weight,int4-weight,fp16", help="comma-separated eager schemes"),
-    bundle: list[Path] = typer.Option(None, "--bundle", help="also measure these export bundles (repeatable)"),
+    bundle: list[Path] = typer.Option(None, "--bundle", help="also measure these export bundles (repeatable; a "
+                                      "frame-causal model: its stream-step bundles)"),
     clips: int = typer.Option(4, min=1, help="real clips for the token cosines"),
     pairs_per_type: int = typer.Option(3, min=0, help="matched pairs per violation type for the AUROC (0: skip)"),
     video_seconds: float = typer.Option(12.0, callback=positive,
                                         help="length of the synthetic video for the surprise rank correlation"),
     json_out: Path = typer.Option(None, "--json", help="write the rows here"),
 ) -> None:
-    """Fidelity of each quantization scheme vs fp32: token cosine, surprise rank correlation, AUROC, size."""
+    """Fidelity of each quantization scheme vs fp32: token cosine, surprise rank correlation, AUROC, size. A
+    frame-causal model is measured as it streams: frame tokens, next-frame predictions, one stream update."""
     from edge_jepa.checkpoints import load
     from edge_jepa.io import atomic_file, strict_json
     from edge_jepa.outputs import check_writable
     from edge_jepa.quantize import SCHEMES, fidelity_report
     from edge_jepa.runtime import Runner
+    from edge_jepa.runtime.stream_step import StreamStepRunner
 
     if json_out:
         check_writable(json_out)
@@ -125,21 +128,48 @@ def quantize_report(
         raise fail(f"unknown schemes {unknown}; choose from {', '.join(SCHEMES)}")
     try:
         model = load(source)
-        if model.config.kind != "window":
-            raise ValueError(f"{source}: a {model.config.kind} model ({model.config.name}); quantize-report measures "
-                             f"window models. Its int8 fidelity is what `edge-jepa export {source} --format "
-                             "executorch --quant int8` verifies and prints")
-        runners = {str(p): Runner.open(p) for p in bundle or []}
+        frame_causal = model.config.kind == "frame_causal"
+        runners = {str(p): StreamStepRunner.open(p) if frame_causal else Runner.open(p) for p in bundle or []}
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
     for label, runner in runners.items():
-        if runner.config.clip != model.config.clip:
+        if frame_causal and runner.config != model.config:
+            raise fail(f"bundle {label} holds {runner.config.name}, not {source}'s {model.config.name}; compare the "
+                       f"stream-step bundles of {source}")
+        if not frame_causal and getattr(runner, "kind", "window") != "window":
+            raise fail(f"bundle {label} is the stream step of a frame-causal model; {source} is a window model "
+                       f"({model.config.name}): compare bundles of {source}")
+        if not frame_causal and runner.config.clip != model.config.clip:
             raise fail(f"bundle {label} was exported for clip {runner.config.clip}, the model uses "
                        f"{model.config.clip}; compare bundles of the model's clip")
+    rates = sorted({runner.fps for runner in runners.values()}) if frame_causal else []
+    if len(rates) > 1:
+        raise fail(f"the bundles were exported for different frame rates ({', '.join(f'{r:g}' for r in rates)} fps); "
+                   "compare bundles of one rate (edge-jepa export --fps)")
     with console.status("[bold]measuring") as status, quiet_toolkits():
         rows = fidelity_report(model, chosen, runners=runners, clips=clips, pairs_per_type=pairs_per_type,
-                               video_seconds=video_seconds, on_step=lambda message: status.update(f"[bold]{message}"))
-    table = Table(title=f"quantization fidelity of {model.config.name} vs fp32 (cosines: context / window / "
+                               video_seconds=video_seconds, fps=rates[0] if rates else None,
+                               on_step=lambda message: status.update(f"[bold]{message}"))
+    if frame_causal:
+        fps, scoring = rows[0].extra["fps"], rows[0].extra["scoring"]
+        console.print(f"frame tokens / next frame: cosine vs fp32 eager of each frame's tokens and of the prediction "
+                      f"of the next frame's tokens on held-out streams at {fps:g} fps (mean, worst token); rho: "
+                      "Spearman rank correlation of per-frame surprise with fp32 on the same step (re-run or KV) "
+                      f"on a long synthetic video; AUROC: violation-of-expectation on held-out matched pairs "
+                      f"({scoring} over tokens); ms: one stream update (a frame encoded and scored, the next one "
+                      "predicted), batch 1")
+        console.print(_frame_causal_table(model.config.name, rows))
+    else:
+        console.print("rho: Spearman rank correlation of per-frame surprise with fp32 on a long synthetic video; "
+                      "AUROC: violation-of-expectation on held-out matched pairs; ms: surprise step, batch 1")
+        console.print(_window_table(model.config.name, rows))
+    if json_out:
+        with atomic_file(json_out) as tmp:
+            tmp.write_text(strict_json([r.to_dict() for r in rows]))
+
+
+def _window_table(name: str, rows: list) -> Table:
+    table = Table(title=f"quantization fidelity of {name} vs fp32 (cosines: context / window / "
                         "predicted tokens, worst token)")
     for col in ("variant", "MB", "cosines", "worst", "rho", "AUROC", "ms"):
         table.add_column(col, justify="left" if col in ("variant", "cosines") else "right", overflow="fold")
@@ -148,9 +178,16 @@ def quantize_report(
                       f"{r.context_cosine:.5f} / {r.window_cosine:.5f} / {r.predicted_cosine:.5f}",
                       f"{r.min_token_cosine:.4f}", f"{r.surprise_spearman:.4f}",
                       "-" if math.isnan(r.surprise_auroc) else f"{r.surprise_auroc:.3f}", f"{r.latency_ms:.1f}")
-    console.print("rho: Spearman rank correlation of per-frame surprise with fp32 on a long synthetic video; "
-                  "AUROC: violation-of-expectation on held-out matched pairs; ms: surprise step, batch 1")
-    console.print(table)
-    if json_out:
-        with atomic_file(json_out) as tmp:
-            tmp.write_text(strict_json([r.to_dict() for r in rows]))
+    return table
+
+
+def _frame_causal_table(name: str, rows: list) -> Table:
+    table = Table(title=f"quantization fidelity of {name} (frame-causal) vs fp32")
+    for col in ("variant", "backend, step", "MB", "frame tokens", "next frame", "rho", "AUROC", "ms"):
+        table.add_column(col, justify="left" if col in ("variant", "backend, step") else "right", overflow="fold")
+    for r in rows:
+        table.add_row(r.scheme, r.backend, "-" if r.size_bytes is None else f"{r.size_bytes / 1e6:.2f}",
+                      f"{r.frame_tokens_cosine:.5f} ({r.frame_tokens_worst:.4f})",
+                      f"{r.next_frame_cosine:.5f} ({r.next_frame_worst:.4f})", f"{r.surprise_spearman:.4f}",
+                      "-" if math.isnan(r.surprise_auroc) else f"{r.surprise_auroc:.3f}", f"{r.latency_ms:.2f}")
+    return table

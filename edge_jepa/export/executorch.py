@@ -162,8 +162,9 @@ def _quantize_8da4w(graphs: dict[str, nn.Module]) -> None:
 
 def export_xnnpack_stream(req: Any) -> Artifacts:
     """A frame-causal model's stream step (edge_jepa.export.stream_step) as method `stream_step` of model.pte:
-    the "xnnpack" op set (whole graph delegated), fp32 or PT2E int8 (per-channel weights, dynamic per-token
-    activations on every Linear; attention, LayerNorm and the cache updates stay fp32)."""
+    the "xnnpack" op set (whole graph delegated), fp32, PT2E int8 (per-channel weights, dynamic per-token
+    activations on every Linear; attention, LayerNorm and the cache updates stay fp32) or int4 (8da4w, as the
+    window program: int4 weights in groups of 32, int8 for the predictor's input/output projections)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
     from edge_jepa.export.stream_step import stream_step_graph
@@ -181,6 +182,14 @@ def export_xnnpack_stream(req: Any) -> Artifacts:
             graph = pt2e_quantize(graph, example, exclude=(PairRotation,))
         details["quantization"] = {"method": "pt2e (XNNPACKQuantizer)", "weights": "int8 per-channel symmetric",
                                    "ops": "linear", "activations": "int8 dynamic per token"}
+    elif req.precision == "int4":  # as the window .pte's int4 (same Linears kept int8: predictor embed and proj)
+        req.progress("quantizing weights to int4 (8da4w)")
+        with step(fmt, "int4 (8da4w) quantization", "--quant int8"):
+            _quantize_8da4w({STREAM_METHOD: graph})
+        details["quantization"] = {"method": "torchao Int8DynamicActivationIntxWeightConfig",
+                                   "weights": f"int4 symmetric, groups of {INT4_GROUP}; int8 per-channel for "
+                                              f"{', '.join(INT8_IN_INT4)}",
+                                   "activations": "int8 dynamic per token", "ops": "linear"}
     req.progress("tracing with torch.export")
     with step(fmt, "torch.export", "check that the model runs in eager"):
         program = torch.export.export(graph, example)

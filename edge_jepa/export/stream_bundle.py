@@ -3,7 +3,7 @@
     bundle/
       manifest.json   "kind": "frame_causal", the "stream" section (method, fps, window, cache shape, the
                       value of an empty cache slot), the method's inputs/outputs, fidelity measured at export
-      model.pte       (executorch: XNNPACK, fp32 or PT2E int8)  or  stream_step.onnx  (onnx: fp32 or int8)
+      model.pte       (executorch: XNNPACK, fp32, PT2E int8 or 8da4w int4)  or  stream_step.onnx  (onnx: fp32 or int8)
 
 `export_bundle` sends a FrameCausalJEPA here. The bundle is verified like the window bundles: a real stream
 longer than the window (synthetic world scenes at the bundle's fps) runs through the bundle's runtime and the
