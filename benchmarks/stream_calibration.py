@@ -29,9 +29,8 @@ if str(ROOT) not in sys.path:
 
 from edge_jepa.data.synthetic import VIOLATIONS, WorldConfig, render_long_video  # noqa: E402
 from edge_jepa.io import atomic_file  # noqa: E402
-from edge_jepa.runtime import Runner  # noqa: E402
 from edge_jepa.stream.events import EventDetector, detect_events  # noqa: E402
-from edge_jepa.surprise import surprise_scores  # noqa: E402
+from edge_jepa.surprise import SurpriseScorer, as_scorer, surprise_scores  # noqa: E402
 
 TOLERANCE = (-0.2, 1.0)
 
@@ -46,7 +45,7 @@ def schedule(seconds: float, warmup_s: float, count: int) -> list[tuple[float, s
     return [(round(start + i * step, 2), VIOLATIONS[i % len(VIOLATIONS)]) for i in range(count)]
 
 
-def events_of(runner: Runner, frames: np.ndarray, detector: EventDetector) -> list:
+def events_of(runner: SurpriseScorer, frames: np.ndarray, detector: EventDetector) -> list:
     scores = surprise_scores(runner, frames)
     times = np.arange(len(frames)) / runner.fps
     events, _ = detect_events(times, scores, detector)
@@ -63,7 +62,7 @@ def run(model: str, seeds: list[int], *, seconds: float, count: int, size: int, 
     import torch
 
     torch.set_num_threads(threads)
-    runner = Runner.open(model)
+    runner = as_scorer(model)  # a window model's scorer or a frame-causal model's (the default)
     fps = runner.fps
     world = WorldConfig(size=size, fps=fps)
     no_occluder = WorldConfig(size=size, fps=fps, occluder_prob=0.0)
@@ -87,7 +86,7 @@ def run(model: str, seeds: list[int], *, seconds: float, count: int, size: int, 
         print(f"seed {seed}: {detected}/{total} detected so far", flush=True)
     minutes = len(seeds) * seconds / 60
     return {
-        "model": runner.config.name, "backend": f"{runner.backend}/{runner.precision}", "model_fps": fps,
+        "model": runner.config.name, "backend": runner.backend, "model_fps": fps,
         "seeds": seeds, "seconds_per_scene": seconds, "violations_per_scene": count, "size": size,
         "detector": detector_args, "tolerance_s": TOLERANCE,
         "detected": {v: {"detected": d, "total": n} for v, (d, n) in hits.items()},
