@@ -1,6 +1,6 @@
 """Export V-JEPA 2 models to ExecuTorch, CoreML and ONNX bundles (`edge-jepa export`).
 
-    path = edge_jepa.export("default", "executorch", quant="int8", out="bundles/pico-int8")  # = export_bundle
+    path = edge_jepa.export("default", "executorch", quant="int8", out="bundles/world-int8")  # = export_bundle
     runner = edge_jepa.runtime.Runner.open(path)        # same call as the eager model
 
 The format table (edge_jepa.formats.FORMATS) drives the exporters, the runners and the benchmark.
