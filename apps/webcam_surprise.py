@@ -22,7 +22,8 @@ from edge_jepa.stream import Event, EventDetector, EventLog, Renderer, StreamLoo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", nargs="?", default="0", help="webcam index, video file, URL or image folder")
-    parser.add_argument("--model", default="default", help="model dir, export bundle or 'default'")
+    parser.add_argument("--model", default="default", help="model dir, export bundle or an embedded model "
+                        "('default' = 'world', frame-causal; 'window')")
     parser.add_argument("--log", default="events.jsonl", help="where events are appended")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds to learn the scene's normal")
     parser.add_argument("--no-window", action="store_true", help="no display: print events only")

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default", help="model source or registered geometry (random weights)")
+    parser.add_argument("--model", default="default", help="model source or registered geometry (random weights); "
+                        "'default' is frame-causal (timed by its stream update), 'window' the window model")
     parser.add_argument("--formats", default="eager,compile,executorch,onnx")
     parser.add_argument("--quant", default="fp32,int8")
     parser.add_argument("--frames", type=int, default=None)

@@ -8,7 +8,8 @@ Weights are random (seed 0): latency does not depend on them. Rows, all in one b
     encoder (--release-parts), once (--release-runs): one forward of ViT-g takes minutes on a CPU core;
   - teachers at the stream window of the default model (its clip: 8 frames x 64 px), every part;
   - students (--students) at their stream operating point (8 frames x 128 px) as --student-cells;
-  - the embedded default model as --default-cells (fidelity and AUROC vs its own fp32 eager).
+  - the embedded default model as --default-cells: the frame-causal world_pico, timed by its stream update (one
+    frame encoded, the predictor against a full KV cache; the bundle's cosines from its export verification).
 Targets: default int8 .pte >= 200x faster than ViT-L fp32 eager on the same window; best fp32 encoder
 forward >= 60% of this machine's fp32 matmul throughput (measured in the same run, same threads).
 """

@@ -14,7 +14,7 @@ The two children run side by side. Memory does not depend on the number of steps
 few steps measure it.
 
     python benchmarks/fit_memory.py                                  # 10 min, 1920x1080, 30 fps, default model
-    python benchmarks/fit_memory.py --minutes 2 --model world --steps 10
+    python benchmarks/fit_memory.py --minutes 2 --model window --steps 10
     python benchmarks/fit_memory.py --video existing.mp4             # measure on a file of your own
 
 Result: results/fit_memory_<model>.json (or --json).
@@ -108,7 +108,8 @@ def main() -> None:
     ap.add_argument("--video", type=Path, help="measure on this file instead of generating one")
     ap.add_argument("--keep", type=Path, help="write the generated recording here (and keep it) instead of a "
                     "temporary directory")
-    ap.add_argument("--model", default="default", help="model to fit (default: the embedded window model)")
+    ap.add_argument("--model", default="default", help="model to fit (default: the embedded default, the frame-causal "
+                    "world model; 'window': the embedded window model)")
     ap.add_argument("--steps", type=int, default=20, help="training steps of the measured fit")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the children")
     ap.add_argument("--json", type=Path, help="result file (default: results/fit_memory_<model>.json)")

@@ -180,7 +180,7 @@ def report(paths: list[Path]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["default", "world"])
+    ap.add_argument("--models", nargs="+", default=["window", "world"])
     ap.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     ap.add_argument("--changes", nargs="+", default=list(CHANGES), choices=CHANGES)

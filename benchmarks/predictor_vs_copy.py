@@ -153,7 +153,8 @@ def measure(model, *, pairs_per_type: int = 4, seed_base: int = VALIDATION_SEED_
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="default", help="model dir, export bundle or 'default'")
+    p.add_argument("--model", default="default", help="model dir, export bundle or an embedded model "
+                   "('default' = 'world', frame-causal; 'window')")
     p.add_argument("--pairs-per-type", type=int, default=4, help="validation scenes per type (their plausible halves)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None)

@@ -54,7 +54,8 @@ class RssMonitor(threading.Thread):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="default", help="model dir, export bundle or 'default'")
+    parser.add_argument("--model", default="default", help="model dir, export bundle or an embedded model "
+                        "('default' = 'world', frame-causal; 'window')")
     parser.add_argument("--seconds", type=float, default=60.0, help="wall-clock duration (600 for the memory check)")
     parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate")
     parser.add_argument("--width", type=int, default=640)
@@ -69,12 +70,12 @@ def main() -> None:
     import torch
 
     from edge_jepa.data.synthetic import WorldConfig, render_long_video
-    from edge_jepa.runtime import Runner
     from edge_jepa.stream import ArraySource, SourceFrame, watch
+    from edge_jepa.surprise import as_scorer
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    runner = Runner.open(args.model)
+    runner = as_scorer(args.model)  # a window model's scorer or a frame-causal model's (the default)
     scene = render_long_video(101, 20.0, WorldConfig(size=160, fps=args.fps),
                               [(6.0, "teleport"), (11.0, "vanish"), (16.0, "color_change")])
 
@@ -122,11 +123,13 @@ def stream_row(report: dict, runner, args: argparse.Namespace):
     from edge_jepa.bench.schema import BenchRow
 
     lat = report["latency_ms"]
-    return BenchRow(format=runner.backend, precision=runner.precision, model=runner.config.name, source=args.model,
-                    frames=runner.frames, size=runner.size, threads=report["torch_threads"], p50_ms=lat["p50"],
-                    p90_ms=lat["p90"], p99_ms=lat["p99"], fps=report["updates_per_s"],
-                    peak_rss_mb=report["rss_max_mb"], size_mb=getattr(runner, "size_bytes", None) and
-                    runner.size_bytes / 1e6, tool="benchmarks/stream_loop.py", device=machine_description(),
+    backend, _, precision = runner.backend.partition("/")
+    inner = getattr(runner, "runner", None) or getattr(getattr(runner, "stepper", None), "bundle", None)  # files
+    return BenchRow(format=backend, precision=precision, model=runner.config.name, source=args.model,
+                    frames=runner.frames_per_window, size=runner.size, threads=report["torch_threads"],
+                    p50_ms=lat["p50"], p90_ms=lat["p90"], p99_ms=lat["p99"], fps=report["updates_per_s"],
+                    peak_rss_mb=report["rss_max_mb"], size_mb=getattr(inner, "size_bytes", None) and
+                    inner.size_bytes / 1e6, tool="benchmarks/stream_loop.py", device=machine_description(),
                     notes=f"stream loop end to end: {report['source']}, {report['seconds']} s; latency = capture of a "
                           f"window's last frame -> its score; fps = surprise updates/s; "
                           f"{report['windows_dropped']} stale windows dropped")

@@ -91,7 +91,7 @@ def run_case(name: str, model: str, path: Path, truth: tuple[float, ...] | None,
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", default=["default", "world"])
+    p.add_argument("--models", nargs="+", default=["window", "world"])
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--clips", nargs="*", default=["trflorian_ball2.mp4", "ckuhn_traffic.mp4"],
                    help="real clips in ../shared/videos")

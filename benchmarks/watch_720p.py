@@ -1,6 +1,6 @@
 """`watch --headless --realtime` on a 720p 30 fps file: where the time goes, and does it keep real time on 2 cores?
 
-    python benchmarks/watch_720p.py                          # stages, cost, e2e: 20 s, default and world models
+    python benchmarks/watch_720p.py                          # stages, cost, e2e: 20 s, window and world models
     python benchmarks/watch_720p.py --before /path/to/old/checkout --repeats 3
     python benchmarks/watch_720p.py --parts stages --json out.json
 
@@ -126,10 +126,10 @@ def stages(source: Path, runs: int) -> dict:
     prep = frame_to_input(image, 64, "resize")
     for threads in (2, 1):
         torch.set_num_threads(threads)
-        window = as_scorer("default")
+        window = as_scorer("window")
         clip = torch.from_numpy(np.stack([prep] * window.frames_per_window, axis=1)[None])
         window.score_clips(clip, [0])
-        out[f"default: one window ({threads} torch thread{'s' if threads > 1 else ''})"] = cpu_ms(
+        out[f"window: one window ({threads} torch thread{'s' if threads > 1 else ''})"] = cpu_ms(
             lambda s=window, c=clip: s.score_clips(c, [0]), runs)
         world = as_scorer("world")
         tokens = world.encode(prep)
@@ -148,7 +148,7 @@ def budget(ms: dict) -> dict:
     decode = ms["decode + BGR->RGB, 1280x720"]
     prep = ms["model input (64 px) from 1280x720"]
     rows = {}
-    for model, key in (("default", "default: one window"), ("world", "world: encode a frame + score its window")):
+    for model, key in (("window", "window: one window"), ("world", "world: encode a frame + score its window")):
         variants = {}
         for threads in ("2 torch threads", "1 torch thread"):
             variants[f"before, {threads}"] = {
@@ -223,7 +223,7 @@ def e2e(code: Path, model: str, source: Path, seconds: float, realtime: bool) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default="stages,cost,e2e", help="comma-separated: stages, cost, e2e")
-    ap.add_argument("--models", default="default,world")
+    ap.add_argument("--models", default="window,world")
     ap.add_argument("--seconds", type=float, default=20.0, help="source seconds per end-to-end run")
     ap.add_argument("--repeats", type=int, default=1, help="end-to-end runs per (code, model); medians reported")
     ap.add_argument("--runs", type=int, default=40, help="timed calls per stage")

@@ -1,10 +1,10 @@
-"""Cost of one surprise update: today's full-window step of the default model vs a frame-causal KV stream step.
+"""Cost of one surprise update: the window model's full-window step vs a frame-causal KV stream step.
 
     python benchmarks/world_step_cost.py                     # ~1-2 min, one thread
     python benchmarks/world_step_cost.py --world /path/to/world_pico_model --json out.json
 
 Both at the same window length (8 frames of 64 px):
-  (a) window: the embedded default (vit_pico) surprise step, which encodes the context (6 frames) and the whole
+  (a) window: the embedded window model's (vit_pico) surprise step, which encodes the context (6 frames) and the whole
       window (8 frames) again at every update, then runs the predictor: eager fp32 and its ExecuTorch .pte int8
       (XNNPACK, PT2E dynamic int8) through the bundle runner;
   (b) stream: a world_pico frame-causal model's KV-cache stream step (the new frame through the encoder once,
@@ -67,7 +67,8 @@ def counted_gflops(fn) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", default=None,
-                    help="a frame-causal model: its dir, or 'world' (the embedded one); default: fresh world_pico")
+                    help="a frame-causal model: its dir, or 'world' = 'default' (the embedded one); default: fresh "
+                         "world_pico")
     ap.add_argument("--runs", type=int, default=150, help="timed runs of each step (interleaved)")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
@@ -76,7 +77,7 @@ def main() -> None:
     set_threads(args.threads, "executorch")  # torch's and ExecuTorch's XNNPACK threadpool, as edge-jepa bench
     torch.manual_seed(0)
 
-    window_model = edge_jepa.load("default")
+    window_model = edge_jepa.load("window")
     world = edge_jepa.load(args.world) if args.world else edge_jepa.create("world_pico", seed=0).eval()
     if world.config.kind != "frame_causal":
         raise SystemExit(f"--world {args.world}: a {world.config.kind} model, not a frame-causal one")
@@ -85,7 +86,7 @@ def main() -> None:
         print(f"note: window {wc.frames}x{wc.size} vs stream window {fc.frames}x{fc.size}", file=sys.stderr)
 
     with tempfile.TemporaryDirectory() as tmp:
-        print("exporting the default window model to .pte int8 ...", file=sys.stderr)
+        print("exporting the embedded window model to .pte int8 ...", file=sys.stderr)
         window_pte = Runner.open(export_bundle(window_model, "executorch", "int8", out=Path(tmp) / "window"))
         print("exporting the world_pico stream step to .pte int8 ...", file=sys.stderr)
         stream_path = export_bundle(world, "executorch", "int8", out=Path(tmp) / "stream")

@@ -7,8 +7,8 @@ Layouts:
 - Hugging Face directory (`config.json` + `*.safetensors`, as `VJEPA2Model.save_pretrained` writes it):
   separate query/key/value, `predictor.embeddings.mask_tokens [M, 1, 1, Dp]`.
 - edge-jepa directory (`edge_jepa.json` + `model.safetensors`, written by `VJEPA2.save`).
-- `"default"`: the window model shipped inside the package; `"world"`: the frame-causal world model shipped
-  beside it (`edge_jepa.models.world`).
+- `"default"` (alias `"world"`): the frame-causal world model shipped inside the package (`edge_jepa.models.world`);
+  `"window"`: the window model shipped beside it (vit_pico, the released checkpoints' layout).
 
 Only `torch.load(weights_only=True)` and safetensors are used: no pickled code is ever executed.
 """
@@ -31,13 +31,15 @@ from edge_jepa.models.config import CONFIGS, ClipConfig, EncoderConfig, ModelCon
 from edge_jepa.models.encoder import conv3d_to_conv2d_weight
 from edge_jepa.models.vjepa2 import CONFIG_FILE, VJEPA2, WEIGHTS_FILE, build
 
-DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "default"
-WORLD_MODEL_DIR = Path(__file__).parent / "assets" / "world"
-EMBEDDED = {"default": DEFAULT_MODEL_DIR, "world": WORLD_MODEL_DIR}  # names of the models inside the package
+WORLD_MODEL_DIR = Path(__file__).parent / "assets" / "world"  # frame-causal world_pico: the default
+WINDOW_MODEL_DIR = Path(__file__).parent / "assets" / "window"  # window vit_pico
+DEFAULT_MODEL_DIR = WORLD_MODEL_DIR
+# names of the models inside the package: "world" is an alias of "default"
+EMBEDDED = {"default": DEFAULT_MODEL_DIR, "world": WORLD_MODEL_DIR, "window": WINDOW_MODEL_DIR}
 
 
 def model_path(source: str | os.PathLike) -> Path:
-    """The directory of an embedded model's name ("default", "world"), else `source` as a path."""
+    """The directory of an embedded model's name ("default" = "world", "window"), else `source` as a path."""
     return EMBEDDED.get(str(source)) or Path(source).expanduser()
 
 
@@ -46,7 +48,7 @@ class CheckpointError(ValueError):
 
 
 def load(source: str | os.PathLike, *, config: ModelConfig | str | None = None) -> VJEPA2:
-    """Load a VJEPA2 model (eval mode) from `"default"`, an official `.pt`, an HF dir or an edge-jepa dir.
+    """Load a model (eval mode) from `"default"`/`"world"`/`"window"`, an official `.pt`, an HF dir or an edge-jepa dir.
 
     The size is inferred from the weights/config. `config` overrides the inference (a registered name or
     a ModelConfig), for checkpoints of non-registered sizes whose head count the weights cannot tell.
@@ -62,7 +64,7 @@ def load(source: str | os.PathLike, *, config: ModelConfig | str | None = None) 
             if str(source) in CONFIGS else ""
         raise FileNotFoundError(
             f"{path}: no such file or directory; expected an official .pt/.pth checkpoint, a Hugging Face "
-            f"model directory, an edge-jepa model directory or 'default'{hint}"
+            f"model directory, an edge-jepa model directory or an embedded model ('default', 'world', 'window'){hint}"
         )
     override = CONFIGS[config] if isinstance(config, str) else config
     if path.is_dir():

@@ -66,7 +66,7 @@ class DemoOutputs:
     report: dict
 
 
-def run_demo(model: VJEPA2 | Runner | str = "world", out_dir: str | os.PathLike = "edge-jepa-demo", *,
+def run_demo(model: VJEPA2 | Runner | str = "default", out_dir: str | os.PathLike = "edge-jepa-demo", *,
              seconds: float = 30.0, seed: int = 7, violations: tuple[tuple[float, str], ...] = DEFAULT_VIOLATIONS,
              render_size: int = 192, fps: float | None = None,
              on_progress: Callable[[str, int, int], None] | None = None) -> DemoOutputs:

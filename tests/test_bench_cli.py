@@ -31,6 +31,17 @@ def test_bench_source_writes_json_and_markdown(tiny_model_dir, tmp_path, one_inf
     assert res.exit_code == 0, res.output
 
 
+def test_bench_runs_on_the_embedded_default(tmp_path, one_inference_thread):
+    """`bench default`: the frame-causal default, timed by its eager KV stream update (the export cells of its
+    stream step are covered on a tiny model in test_bench_run)."""
+    out = tmp_path / "d.json"
+    res = runner.invoke(app, ["bench", "default", "--formats", "eager", "--quant", "fp32", *FAST, "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    row, = load_rows(out)
+    assert (row.model, row.status, row.frames, row.size) == ("world_pico", "ok", 8, 64)
+    assert set(row.parts) == {"step"} and row.p50_ms > 0 and "stream step" in row.notes
+
+
 def test_bench_compare_side_by_side(tmp_path):
     def row(fmt: str, p50: float | None, status: str = "ok") -> BenchRow:
         return BenchRow(format=fmt, precision="int8", model="vit_pico", frames=8, size=64, p50_ms=p50, p90_ms=p50,

@@ -39,6 +39,30 @@ def test_eager_cells_skipped_cells_and_flops(tiny_model_dir, one_inference_threa
     assert fp32.tokens == 2 * 2 * 2 and fp32.frames == 4 and fp32.size == 32
 
 
+def test_a_frame_causal_model_is_timed_by_its_stream_update(tmp_path, one_inference_thread):
+    """The default model is frame-causal: eager fp32 times its KV update, a bundle format exports its stream step
+    (real onnxruntime) and takes the cosines of the export's verification; eager int8 and CoreML say why not."""
+    from tests.test_world_model import WORLD_TINY
+
+    world = edge_jepa.create(WORLD_TINY, seed=0).eval()
+    world.save(tmp_path / "world")
+    options = BenchOptions(formats=("eager", "onnx", "coreml"), precisions=("fp32", "int8"), **FAST)
+    cells = {(r.format, r.precision): r for r in run_bench([str(tmp_path / "world")], options)}
+    assert list(cells) == [(f, q) for f in ("eager", "onnx", "coreml") for q in ("fp32", "int8")]
+    for key in (("eager", "fp32"), ("onnx", "fp32"), ("onnx", "int8")):
+        row = cells[key]
+        assert row.status == "ok", (key, row.reason)
+        assert set(row.parts) == {"step"} and 0 < row.p50_ms <= row.p90_ms and "stream step" in row.notes
+        assert row.gflops == pytest.approx(world.flops_per_update()["kv"] / 1e9)
+        assert (row.frames, row.size, row.tokens) == (4, 32, 4)  # the window, frame size, tokens per frame
+    assert cells["onnx", "int8"].cosine_from.startswith("manifest") and 0.99 < cells["onnx", "int8"].cosine < 1
+    assert cells["onnx", "int8"].size_mb < cells["onnx", "fp32"].size_mb
+    assert cells["eager", "int8"].status == "skipped" and "frame-causal" in cells["eager", "int8"].reason
+    assert cells["coreml", "fp32"].status == "skipped"
+    with pytest.raises(ValueError, match="frame-causal model .test-world-tiny.*omit --frames/--size"):
+        run_bench([str(tmp_path / "world")], BenchOptions(frames=6, **FAST))
+
+
 def test_bad_options_name_the_valid_choices():
     with pytest.raises(ValueError, match="unknown format.s. tflite; choose from eager, compile, executorch"):
         BenchOptions(formats="eager,tflite")

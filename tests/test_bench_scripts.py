@@ -49,7 +49,7 @@ def test_bench_geometries_on_a_stand_in_teacher(tiny_model_dir, tmp_path):
     default = edge_jepa.load("default").config  # the stand-in teacher is timed on the default model's window
     frames, size = default.clip.frames, default.clip.size
     assert [(r.model, r.frames, r.size) for r in rows] == [("test-tiny", frames, size), (default.name, frames, size)]
-    assert rows[1].cosine == pytest.approx(1.0) and rows[1].auroc is not None
+    assert default.kind == "frame_causal" and rows[1].status == "ok" and set(rows[1].parts) == {"step"}  # its update
     text = md.read_text()
     assert "- default int8 .pte >= 200x faster than ViT-L fp32 eager on the same stream window: not measured" in text
 

@@ -28,12 +28,13 @@ def test_demo_outputs_with_a_tiny_model(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_command_on_the_embedded_world_model(tmp_path, monkeypatch):
+def test_demo_command_on_the_embedded_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = runner.invoke(app, ["demo"])
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "edge-jepa-demo" / "summary.json").read_text())
-    default = edge_jepa.load("world").config
+    default = edge_jepa.load("default").config
+    assert default.kind == "frame_causal"  # the frame-causal world model is the default
     assert report["model"] == default.name and len(report["violations"]) == 5
     # the README's demo claim at 30 fps (issue 18's target: >= 4 of 5 violations, <= 1 false event). Since issue 19
     # the detector learns nothing from event frames and its threshold no longer climbs with activity (nor did the

@@ -226,11 +226,11 @@ def test_bad_settings_are_clear_errors(tmp_path, tiny_model):
         student_config("vit_bogus")
 
 
-def test_vit_nano_is_a_tenth_of_the_default():
-    default, nano = edge_jepa.load("default"), edge_jepa.create("vit_nano")
-    assert nano.num_params() <= default.num_params() / 10
-    a = plan(default.config, nano.config)  # same token grid, frame rate and surprise layout: no resampling
-    assert a.identity and a.teacher_clip == default.config.clip == nano.config.clip
+def test_vit_nano_is_a_tenth_of_the_window_model():
+    window, nano = edge_jepa.load("window"), edge_jepa.create("vit_nano")
+    assert nano.num_params() <= window.num_params() / 10
+    a = plan(window.config, nano.config)  # same token grid, frame rate and surprise layout: no resampling
+    assert a.identity and a.teacher_clip == window.config.clip == nano.config.clip
 
 
 def test_time_budget_stops_cleanly_with_checkpoint_report_and_student(tmp_path, tiny_model, one_inference_thread):

@@ -185,7 +185,7 @@ def test_convert_with_force_replaces_and_an_own_model_dir_is_replaced(in_tmp):
     assert run("convert", "default", "mydocs", "--force").exit_code == 0
     assert sorted(p.name for p in docs.iterdir()) == ["edge_jepa.json", "model.safetensors"]
     result = run("convert", "default", "mydocs")  # now it is ours: replaced without --force
-    assert result.exit_code == 0 and edge_jepa.load(docs).config.name == "vit_pico"
+    assert result.exit_code == 0 and edge_jepa.load(docs).config.name == "world_pico"  # the default
 
 
 def test_export_refuses_a_foreign_out_before_exporting(in_tmp):

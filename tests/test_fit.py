@@ -98,7 +98,7 @@ def test_the_check_raises_the_events_watch_would_on_the_held_out_slice(tmp_path)
     path = _write(tmp_path / "scene.mp4", _scene(480, change_at=465), 30.0)  # 16 s; the block appears at 15.5 s
     frames = read_video(path, 30.0, transform=lambda f: resize_frame(f, 64, "resize")).frames
     held = HeldOut(str(path), frames[300:], 10.0, 30.0)
-    check = check_model(edge_jepa.load("default"), [held])
+    check = check_model(edge_jepa.load("window"), [held])
     (scores,) = check.scores
     assert scores.shape == (180,) and np.isnan(scores[:7]).all() and np.isfinite(scores[7:]).all()
     assert check.windows == 173 and math.isfinite(check.prediction_loss)

@@ -101,7 +101,7 @@ def in_zone(times, zone) -> list[float]:
 def test_window_model_exposure_drop_and_recovery_are_no_event_but_the_object_is(footage, tmp_path):
     """The window model on an MP4: the exposure drop and recovery are events without normalization and none with
     it; the object entering is an event."""
-    model = edge_jepa.load("default")
+    model = edge_jepa.load("window")
     video = write_mp4(scene(footage, auto_exposure), tmp_path / "exposure.mp4", FPS)
     normalized = starts(run_watch(video, model, photometric="gain"))
     raw = starts(run_watch(video, model, photometric="off"))

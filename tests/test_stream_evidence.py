@@ -2,7 +2,8 @@
 webhook against real local HTTP servers (one that fails first, one that never answers); the overlay at the
 model's token resolution with the lower hysteresis level; the windows_eligible / latency statistics.
 
-End to end runs use real MP4 files (OpenCV) and the embedded default model (64 px, a 4x4 token grid)."""
+End to end runs use real MP4 files (OpenCV) and the embedded window model (`window`: 64 px, a 4x4 token grid, one
+score per 8-frame window at 30 fps, as these checks count them)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _one_thread(one_inference_thread):
 
 @pytest.fixture(scope="module")
 def model():
-    return edge_jepa.load("default")
+    return edge_jepa.load("window")
 
 
 @pytest.fixture(scope="module")

@@ -120,7 +120,7 @@ def test_a_stopped_watch_keeps_every_frame_it_drew(tmp_path, video_720p):
 
 
 class _ThreadsSeen(SurpriseScorer):
-    """The real default model's scorer, noting the torch threads each batch of windows runs with."""
+    """The real window model's scorer, noting the torch threads each batch of windows runs with."""
 
     def score_clips(self, clips, end_indices):
         self.threads = getattr(self, "threads", set()) | {torch.get_num_threads()}
@@ -132,10 +132,10 @@ def test_surprise_scores_runs_on_one_thread_by_default_and_restores_it(video_720
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        scorer = _ThreadsSeen("default")
+        scorer = _ThreadsSeen("window")
         scores = surprise_scores(scorer, frames)
         assert scorer.threads == {1} and torch.get_num_threads() == 2
-        again = _ThreadsSeen("default")
+        again = _ThreadsSeen("window")
         assert np.allclose(surprise_scores(again, frames, threads=2), scores, equal_nan=True)
         assert again.threads == {2}
     finally:

@@ -35,10 +35,11 @@ def starts_near(events, t: float, tol: tuple[float, float] = (-0.2, 1.5)):
 
 
 def test_the_embedded_models_ship_a_prior_for_their_rates():
-    default, world = edge_jepa.load("default"), edge_jepa.load("world")
-    assert [e["fps"] for e in default.surprise_prior["entries"]] == [30.0]
+    window, world = edge_jepa.load("window"), edge_jepa.load("world")
+    assert [e["fps"] for e in window.surprise_prior["entries"]] == [30.0]
     assert [e["fps"] for e in world.surprise_prior["entries"]] == [10.0, 15.0, 30.0]
-    assert prior_for("default") is not None and prior_for("world", fps=24.0).fps == 30.0  # nearest rate
+    assert edge_jepa.load("default").surprise_prior == world.surprise_prior  # the default is the world model
+    assert prior_for("window") is not None and prior_for("world", fps=24.0).fps == 30.0  # nearest rate
     assert prior_for("world", fps=60.0) is None  # beyond 1.5x of any measured rate: no prior
     assert select_entry(world.surprise_prior, 30.0, "mean") is None  # another scoring: not this prior
 

@@ -54,10 +54,15 @@ def open_runner(spec: CellSpec) -> tuple[Any, float | None]:
     if spec.format in EAGER_FORMATS:
         import torch
 
-        from edge_jepa.bench.sources import load_model
+        from edge_jepa.bench.sources import load_any
         from edge_jepa.quantize import quantize, state_size
 
-        model = load_model(spec.source).at_clip(spec.frames, spec.size)
+        model = load_any(spec.source)
+        if model.config.kind == "frame_causal":  # timed by its KV stream update (planned fp32 eager only)
+            from edge_jepa.bench.parts import EagerStreamStep
+
+            return EagerStreamStep(model), state_size(model) / 1e6
+        model = model.at_clip(spec.frames, spec.size)
         if spec.precision != "fp32":
             model = quantize(model, spec.precision)  # the precision's eager scheme (quantize.PRECISION_SCHEMES)
         size_mb = state_size(model) / 1e6

@@ -6,8 +6,9 @@
     predict         the predictor from the context tokens to the target tokens
 
 Eager runners call the model's modules; bundle runners call the bundle's methods (`BundleRunner.call`), so
-each part is exactly what that backend runs inside the step. A frame-causal bundle has one part, "step": its
-stream_step with a full KV cache.
+each part is exactly what that backend runs inside the step. A frame-causal model has one part, "step": one
+stream update with a full KV cache (a bundle's stream_step, or eager: the new frame through the encoder and
+`CausalPredictor.step`, what FrameCausalScorer(cache="kv") runs).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def part_calls(runner: Runner, clip: Tensor) -> dict[str, Callable[[], Any]]:
     """name -> zero-argument call, for every part in PARTS, on `clip` [1, 3, T, S, S]."""
     if isinstance(runner, BundleRunner) and runner.kind == "frame_causal":
         return stream_calls(runner, clip)
+    if isinstance(runner, EagerStreamStep):
+        return eager_stream_calls(runner, clip)
     runner.check_clip(clip)
     ctx_clip = clip[:, :, : runner.context_frames].contiguous()
     if isinstance(runner, BundleRunner):
@@ -56,6 +59,33 @@ def part_calls(runner: Runner, clip: Tensor) -> dict[str, Callable[[], Any]]:
             "predict": lambda: model.predictor(context, ctx_idx, tgt_idx),
         }
     raise TypeError(f"cannot time the parts of a {type(runner).__name__}; use an EagerRunner or a bundle runner")
+
+
+class EagerStreamStep:
+    """An fp32 eager frame-causal model, timed by its KV stream update (the bench's eager cell of such a model)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.config = model.config
+
+
+@torch.inference_mode()
+def eager_stream_calls(runner: EagerStreamStep, clip: Tensor) -> dict[str, Callable[[], Any]]:
+    """"step": one eager KV update on the clip's last frame against a cache of window - 1 frames (steady state)."""
+    from edge_jepa.models.world import TIME_UNIT
+
+    model = runner.model
+    step, grid = 1.0 / (model.config.clip.fps * TIME_UNIT), model.token_grid()
+    frames = [clip[:, :, i : i + 1].contiguous() for i in range(clip.shape[2])]
+    kv = None
+    for i in range(model.window - 1):
+        _, _, kv = model.predictor.step(model.encode_frames(frames[i % len(frames)])[:, 0], step, grid, kv)
+
+    @torch.inference_mode()
+    def update() -> Any:  # kv stays the full cache: every call costs one steady-state update
+        return model.predictor.step(model.encode_frames(frames[-1])[:, 0], step, grid, kv)
+
+    return {"step": update}
 
 
 def stream_calls(runner: BundleRunner, clip: Tensor) -> dict[str, Callable[[], Any]]:

@@ -3,7 +3,9 @@
     rows = run_bench(["default"], BenchOptions(formats=("eager", "executorch", "onnx"), precisions=("fp32", "int8")))
 
 A source is a model (anything `edge_jepa.load` takes), a registered geometry name (random weights) or an
-export bundle directory. For a model, each bundle format is exported (edge_jepa.export.bundle.export_bundle, the format
+export bundle directory. A frame-causal model (the embedded default) is timed by its stream update with a full KV
+cache: eager fp32 runs `CausalPredictor.step`, the bundle formats its exported stream step. For a model, each bundle
+format is exported (edge_jepa.export.bundle.export_bundle, the format
 table in edge_jepa.formats) into a cache directory keyed by the weights, then every cell is measured in its own
 process (edge_jepa.bench.cell). A bundle is measured as it is (its format and precision). Cells this machine
 cannot run come back as "skipped" rows with the reason, failed exports/runs as "failed" rows: none is dropped.
@@ -26,7 +28,7 @@ from edge_jepa.bench.cell import EAGER_FORMATS, CellError, CellSpec, run_cell, r
 from edge_jepa.bench.matmul import matmul_throughput, torch_threads
 from edge_jepa.bench.parts import check_parts
 from edge_jepa.bench.schema import PARTS, BenchRow
-from edge_jepa.bench.sources import describe, is_bundle, is_geometry, load_model, weights_digest
+from edge_jepa.bench.sources import describe, is_bundle, is_geometry, load_any, load_model, weights_digest
 from edge_jepa.formats import FORMATS, PRECISIONS
 from edge_jepa.models.config import ModelConfig, get_config
 from edge_jepa.models.layout import ClipLayout
@@ -130,6 +132,10 @@ def run_bench(sources: Sequence[str], options: BenchOptions | None = None,
                 reporter.cell(f"{row.model} {row.format}/{row.precision}", index, total)
                 if cell.export and row.status == "ok":
                     _export(model, cell, bundles_dir, options.bundles_dir is not None, reporter)
+                    if row.status == "ok" and model is not None and model.config.kind == "frame_causal":
+                        from edge_jepa.runtime.bundle import read_manifest
+
+                        _stream_fidelity(row, read_manifest(cell.spec.source))
                 if cell.spec is not None and row.status == "ok":
                     _measure(cell, options, reporter)
                 _add_flops(row, cell.part_gflops, matmul)
@@ -159,9 +165,14 @@ def _plan_source(source: str, options: BenchOptions, reference: Path,
     if is_bundle(source):
         return None, [_plan_bundle(source, options, reference)]
     needs_weights = options.fidelity_clips > 0 or any(f not in EAGER_FORMATS for f in options.formats)
+    if is_geometry(source) and get_config(source).kind == "frame_causal":
+        return _plan_frame_causal(load_any(source), source, options)
     if is_geometry(source) and not needs_weights:  # only the config and FLOPs are needed here: no weights
         model = _meta_geometry(source, options.frames, options.size)
     else:
+        any_kind = load_any(source)
+        if any_kind.config.kind == "frame_causal":
+            return _plan_frame_causal(any_kind, source, options)
         model = load_model(source).at_clip(options.frames, options.size)
     flops = model.flops()
     ref = write_reference(model, options.fidelity_clips, reference) if options.fidelity_clips else None
@@ -181,6 +192,41 @@ def _plan_source(source: str, options: BenchOptions, reference: Path,
             elif reason := (f.export_unavailable() or f.run_unavailable()):
                 _skip(row, f"{reason}; not exported")
             cells.append(_Cell(row, spec, (fmt, precision), part_gflops(flops)))
+    return model, cells
+
+
+def _plan_frame_causal(model: Any, source: str, options: BenchOptions) -> tuple[Any, list[_Cell]]:
+    """A frame-causal model: one part, "step" (one stream update, KV cache of window - 1 frames). Eager fp32 times
+    `CausalPredictor.step`; each bundle format exports the stream step (its cosines come from the export's
+    verification against the eager KV step, as for a frame-causal bundle)."""
+    if options.frames or options.size:
+        raise ValueError(f"{source} is a frame-causal model ({model.config.name}): its stream step has the model's "
+                         "frame size and window; omit --frames/--size for it")
+    gflops = model.flops_per_update()["kv"] / 1e9
+    gh, gw = model.token_grid()
+    note = (f"frame-causal stream step ({model.config.clip.fps:g} fps, KV cache of {model.window - 1} frames): one "
+            "update per frame" + ("" if options.isolate else "; measured in-process"))
+    cells = []
+    for fmt in options.formats:
+        for precision in options.precisions:
+            row = BenchRow(format=fmt, precision=precision, model=model.config.name, source=describe(source),
+                           frames=model.window, size=model.config.clip.size, tokens=gh * gw,
+                           threads=options.threads, runs=options.runs, warmup=options.warmup, gflops=gflops,
+                           device=machine_description(), notes=note)
+            spec = CellSpec(fmt, precision, source, None, None, options.threads, options.warmup, options.runs,
+                            ("step",), None, 0, {} if fmt in EAGER_FORMATS else options.runner_options)
+            if fmt in EAGER_FORMATS:
+                if (fmt, precision) != ("eager", "fp32"):
+                    _skip(row, f"{fmt} {precision} of a frame-causal model is not measured (eager fp32 is its "
+                               "reference; its int8 stream step runs in the executorch and onnx cells)")
+                else:
+                    row.cosine_from = "the fp32 eager KV step is the reference"
+                cells.append(_Cell(row, spec, None, {"step": gflops}))
+                continue
+            f = FORMATS[fmt]
+            if reason := (f.stream_unavailable(precision) or f.export_unavailable() or f.run_unavailable()):
+                _skip(row, f"{reason}; not exported")
+            cells.append(_Cell(row, spec, (fmt, precision), {"step": gflops}))
     return model, cells
 
 
@@ -236,6 +282,17 @@ def _plan_stream_bundle(path: str, manifest: dict[str, Any], config: ModelConfig
                    device=machine_description())
     row.notes = (f"frame-causal stream step ({stream['fps']:g} fps, KV cache of {stream['window'] - 1} frames): one "
                  "update per frame" + ("" if options.isolate else "; measured in-process"))
+    _stream_fidelity(row, manifest)
+    spec = CellSpec(row.format, row.precision, str(path), None, None, options.threads, options.warmup, options.runs,
+                    ("step",), None, 0, options.runner_options)
+    reason = get_format(manifest["format"]).run_unavailable()
+    if reason:
+        _skip(row, reason)
+    return _Cell(row, spec, None, {"step": gflops})
+
+
+def _stream_fidelity(row: BenchRow, manifest: dict[str, Any]) -> None:
+    """A stream bundle's size and cosines vs the eager KV step, as verified at export (from its manifest)."""
     row.size_mb = manifest.get("total_bytes", 0) / 1e6 or None
     fid = manifest.get("fidelity", {})
     if fid.get("verified"):
@@ -244,12 +301,6 @@ def _plan_stream_bundle(path: str, manifest: dict[str, Any], config: ModelConfig
         row.cosine_from = "manifest (stream step vs the eager KV step at export)"
     else:
         row.cosine_from = "not measured: the manifest has no verified fidelity"
-    spec = CellSpec(row.format, row.precision, str(path), None, None, options.threads, options.warmup, options.runs,
-                    ("step",), None, 0, options.runner_options)
-    reason = get_format(manifest["format"]).run_unavailable()
-    if reason:
-        _skip(row, reason)
-    return _Cell(row, spec, None, {"step": gflops})
 
 
 def part_gflops(flops: FlopCount) -> dict[str, float]:

@@ -19,16 +19,24 @@ def is_geometry(source: str) -> bool:
     return source in CONFIGS and not Path(source).exists()
 
 
-def load_model(source: str) -> VJEPA2:
-    """The fp32 eval model of a source: random weights for a registered geometry, else `edge_jepa.load`."""
+def load_any(source: str) -> torch.nn.Module:
+    """The fp32 eval model of a source, window or frame-causal: random weights for a registered geometry, else
+    `edge_jepa.load`."""
     import edge_jepa
 
     model = edge_jepa.create(source, seed=0) if is_geometry(source) else edge_jepa.load(source)
+    return model.float().eval().requires_grad_(False)
+
+
+def load_model(source: str) -> VJEPA2:
+    """The fp32 eval window model of a source (ValueError for a frame-causal one, which is timed by its stream
+    step: `load_any`)."""
+    model = load_any(source)
     if model.config.kind != "window":
         raise ValueError(f"{source}: a {model.config.kind} model ({model.config.name}); the bench times it through "
                          f"its bundle: edge-jepa export {source} --format executorch --quant int8 --out BUNDLE, then "
                          "edge-jepa bench BUNDLE (benchmarks/world_step_cost.py compares it with the window step)")
-    return model.float().eval().requires_grad_(False)
+    return model
 
 
 def describe(source: str) -> str:

@@ -42,7 +42,8 @@ ALL_PARTS = "step,encode_context,encode_window,predict"
 
 @bench_app.command("run")
 def bench_run(
-    sources: list[str] = typer.Argument(..., help="'default', a model source, a registered geometry "
+    sources: list[str] = typer.Argument(..., help="'default' (frame-causal: its stream step), 'window', a model "
+                                        "source, a registered geometry "
                                         "(vit_large, ...: random weights) or an export bundle directory"),
     formats: str = typer.Option("eager,executorch,onnx,coreml", "--formats", "-f",
                                 help="comma-separated: eager, compile, executorch, executorch-coreml, onnx, coreml"),

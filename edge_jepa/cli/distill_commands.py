@@ -23,8 +23,9 @@ def _progress(enabled: bool) -> Progress:
 @app.command()
 def distill(
     out: Path = typer.Option(..., "--out", help="run directory: checkpoint, loss log, reports, OUT/student"),
-    teacher: str = typer.Option("default", "--teacher", help="teacher: 'default', an official .pt, a Hugging Face "
-                                "or edge-jepa directory"),
+    teacher: str = typer.Option("window", "--teacher", help="teacher: a window model: 'window' (the embedded window "
+                                "model; distillation takes window models for now, not the frame-causal default), "
+                                "an official .pt, a Hugging Face or edge-jepa directory"),
     student: str = typer.Option("vit_nano", "--student", help="student: a registered config name (vit_nano, "
                                 "vit_tiny, vit_small, ...) or a .json ModelConfig file; fresh weights"),
     data: str = typer.Option("synthetic", "--data", help="'synthetic', a video file or folder, or 'synthetic+PATH'"),

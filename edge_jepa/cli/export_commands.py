@@ -22,7 +22,8 @@ def _formats_help() -> str:
 
 @app.command("export")
 def export_command(
-    source: str = typer.Argument(..., help="'default', an official .pt, a Hugging Face dir or an edge-jepa dir"),
+    source: str = typer.Argument(..., help="'default' (= 'world', frame-causal), 'window', an official .pt, a Hugging "
+                                 "Face dir or an edge-jepa dir"),
     format: str = typer.Option(..., "--format", "-f", help="executorch | executorch-coreml | onnx | coreml"),
     quant: str = typer.Option("fp32", "--quant", "-q", help="fp32 | fp16 | int8 | int4 (what the format supports)"),
     out: Path = typer.Option(..., "--out", "-o", help="bundle directory to write (replaced atomically if it is a "
@@ -101,7 +102,9 @@ def bundle_table(path: Path, manifest: dict) -> Table:
 
 @app.command("quantize-report")
 def quantize_report(
-    source: str = typer.Argument("default", help="model to quantize (anything edge_jepa.load takes)"),
+    source: str = typer.Argument("window", help="model to quantize (anything edge_jepa.load takes; default 'window', "
+                                 "the embedded window model: the report takes window models for now, not the "
+                                 "frame-causal default)"),
     schemes: str = typer.Option("int8-dynamic,int8-weight,int4-weight,fp16", help="comma-separated eager schemes"),
     bundle: list[Path] = typer.Option(None, "--bundle", help="also measure these export bundles (repeatable; a "
                                       "frame-causal model: its stream-step bundles)"),

@@ -22,7 +22,8 @@ def load_or_exit(source: str):
 
 @app.command()
 def info(
-    source: str = typer.Argument(..., help="'default', an official .pt, a Hugging Face dir or an edge-jepa dir"),
+    source: str = typer.Argument("default", help="'default' (= 'world', frame-causal), 'window', an official .pt, a "
+                                 "Hugging Face dir or an edge-jepa dir"),
     frames: int = typer.Option(None, "--frames", "-T", min=1, help="clip frames (default: the model's clip)"),
     size: int = typer.Option(None, "--size", "-S", min=1, help="clip height = width in pixels (default: the model's)"),
 ) -> None:
@@ -77,7 +78,8 @@ def _frame_causal_table(source: str, model) -> Table:
 
 @app.command()
 def convert(
-    source: str = typer.Argument(..., help="an official .pt, a Hugging Face dir, an edge-jepa dir or 'default'"),
+    source: str = typer.Argument(..., help="an official .pt, a Hugging Face dir, an edge-jepa dir or an embedded "
+                                 "model ('default' = 'world', 'window')"),
     out_dir: Path = typer.Argument(..., help="directory to write (model.safetensors + edge_jepa.json); an existing "
                                    "one is replaced only if it is an edge-jepa model or bundle"),
     force: bool = typer.Option(False, "--force", help="replace OUT_DIR even if it is not an edge-jepa model/bundle"),

@@ -23,7 +23,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 @app.command("watch")
 def watch_command(
     source: str = typer.Argument(..., help="webcam index (0), video file, URL (rtsp://, http://) or image folder"),
-    model: str = typer.Option("default", "--model", help="model dir, export bundle (manifest.json) or 'default'"),
+    model: str = typer.Option("default", "--model", help="model dir, export bundle (manifest.json) or an embedded "
+                              "model: 'default' (= 'world', frame-causal) or 'window'"),
     headless: bool = typer.Option(False, "--headless",
                                   help="no window: write annotated.mp4, timeline.png and summary.json to --out"),
     out: Path = typer.Option(None, "--out", help="output folder: events.jsonl, clips/ (headless default: "
@@ -194,7 +195,7 @@ def stats_table(summary) -> Table:
 
 @app.command("calibrate")
 def calibrate_command(
-    model: str = typer.Argument(..., help="an edge-jepa model directory, or 'default' / 'world'"),
+    model: str = typer.Argument(..., help="an edge-jepa model directory, or 'default' (= 'world') / 'window'"),
     footage: list[Path] = typer.Option(None, "--footage", help="ordinary video of the scene (repeatable); default: "
                                                                 "the project's plausible synthetic scenes"),
     scenes: int = typer.Option(12, "--scenes", min=1, help="synthetic scenes (without --footage)"),

@@ -116,7 +116,8 @@ def print_done(run: TrainingRun) -> None:
     console.print(f"model: {run.model_dir}   loss log: {run.loss_log}")
 
 
-_MODEL_HELP = "a config name (vit_pico, vit_mini, ...: fresh weights) or a model to continue (dir, .pt, 'default')"
+_MODEL_HELP = ("a config name (vit_pico, vit_mini, ...: fresh weights) or a model to continue (dir, .pt, 'default', "
+               "'window')")
 
 
 @app.command()

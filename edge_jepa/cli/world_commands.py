@@ -30,8 +30,8 @@ def _bar() -> Progress:
 
 @app.command()
 def demo(
-    model: str = typer.Option("world", "--model", help="model or bundle (default: the embedded frame-causal "
-                              "world model; 'default' is the window model)"),
+    model: str = typer.Option("default", "--model", help="model or bundle (default: the embedded frame-causal "
+                              "model, alias 'world'; 'window' is the embedded window model)"),
     out: Path = typer.Option(Path("edge-jepa-demo"), "--out", help="output directory"),
     seconds: float = typer.Option(30.0, callback=positive, help="length of the synthetic scene"),
     seed: int = typer.Option(7, min=0, help="scene seed"),
@@ -113,8 +113,8 @@ def results_table(report: dict) -> Table:
 def fit(
     source: str = typer.Option(..., "--source", help="a video file, a folder of videos, or a camera index"),
     out: Path = typer.Option(..., "--out", help="model directory to write (training state in OUT.run/)"),
-    model: str = typer.Option("default", "--model", help="model to start from (window or frame-causal, e.g. "
-                              "'world')"),
+    model: str = typer.Option("default", "--model", help="model to start from (window or frame-causal; default: "
+                              "the embedded frame-causal model, 'window' the embedded window model)"),
     minutes: float = typer.Option(10.0, callback=positive, help="training time budget (decoding and the held-out "
                                   "checks come on top); training stops at --minutes or --steps, whichever is first"),
     steps: int = typer.Option(100_000, min=1, help="step cap; training stops at --minutes or --steps, whichever "

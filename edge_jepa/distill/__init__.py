@@ -1,7 +1,7 @@
 """Distillation: compress a V-JEPA 2 teacher's encoder and predictor into a small student.
 
     from edge_jepa.distill import DistillConfig, distill
-    result = distill("default", "vit_nano", "synthetic", "runs/nano", DistillConfig(steps=2000))
+    result = distill("window", "vit_nano", "synthetic", "runs/nano", DistillConfig(steps=2000))
 
 Command line: `edge-jepa distill ...`, or data-parallel `torchrun --nproc_per_node N -m edge_jepa.distill ...`
 with the same flags. See docs/distillation.md.

@@ -1,7 +1,9 @@
 """Export V-JEPA 2 models to ExecuTorch, CoreML and ONNX bundles (`edge-jepa export`).
 
-    path = edge_jepa.export("default", "executorch", quant="int8", out="bundles/pico-int8")  # = export_bundle
+    path = edge_jepa.export("window", "executorch", quant="int8", out="bundles/pico-int8")  # = export_bundle
     runner = edge_jepa.runtime.Runner.open(path)        # same call as the eager model
+    stream = edge_jepa.export("default", "executorch", quant="int8", out="bundles/world-int8")  # frame-causal:
+    scores = edge_jepa.surprise_scores(stream, frames)  # its stream step, one call per frame
 
 The format table (edge_jepa.formats.FORMATS) drives the exporters, the runners and the benchmark.
 """

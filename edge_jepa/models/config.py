@@ -170,15 +170,15 @@ CONFIGS: dict[str, ModelConfig] = {
         "vit_pico", 128, 6, 4, PredictorConfig(width=96, depth=4, heads=3, num_mask_tokens=4),
         ClipConfig(frames=8, size=64, fps=10.0, context_frames=6, preprocess="resize"),
     ),
-    # One-frame-tubelet alternative to the default (each frame its own tokens; the surprise step predicts the 8th
-    # frame of a 30 fps window from the first 7), narrower than vit_pico so that its 128 tokens cost 0.51 GFLOPs
-    # against vit_pico's 64 at 0.41. Better surprise, slower .pte (docs/world-model.md: "The embedded default model").
+    # One-frame-tubelet alternative to the window vit_pico (each frame its own tokens; the surprise step predicts the
+    # 8th frame of a 30 fps window from the first 7), narrower than vit_pico so that its 128 tokens cost 0.51 GFLOPs
+    # against vit_pico's 64 at 0.41. Better surprise, slower .pte (docs/world-model.md: "The embedded window model").
     "vit_pico_t1": ModelConfig(
         name="vit_pico_t1", encoder=EncoderConfig(width=96, depth=6, heads=4, tubelet_size=1),
         predictor=PredictorConfig(width=64, depth=4, heads=2, num_mask_tokens=4),
         clip=ClipConfig(frames=8, size=64, fps=30.0, context_frames=7, preprocess="resize"),
     ),
-    # Distillation student of the embedded default (a vit_pico trained at 30 fps): < 1/10 of its parameters
+    # Distillation student of the embedded window model (a vit_pico trained at 30 fps): < 1/10 of its parameters
     # (178 K vs 1.86 M), same patch/tubelet and clip, so its token grid and frame rate equal the teacher's.
     "vit_nano": ModelConfig(
         name="vit_nano", encoder=EncoderConfig(width=48, depth=4, heads=4, mlp_ratio=2.0),

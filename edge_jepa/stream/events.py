@@ -163,7 +163,7 @@ class EventDetector:
     """Online anomaly events from (time, score) pairs; see the module docstring for the rules.
 
     prior: the model's prior statistics (None: StreamLoop fills in the model's, if it has one and `use_prior`).
-    Defaults were tuned on the embedded default model (see edge_jepa/stream/README.md).
+    Defaults were tuned on the embedded window model, the default then (see edge_jepa/stream/README.md).
     """
 
     def __init__(self, *, warmup_s: float = 5.0, k: float = 6.0, k_low: float = 3.0, min_duration_s: float = 0.0,

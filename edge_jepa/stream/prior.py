@@ -269,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m edge_jepa.stream.prior", description=__doc__.split("\n")[0])
-    p.add_argument("model", help="an edge-jepa model directory, or 'default' / 'world' (the embedded ones)")
+    p.add_argument("model", help="an edge-jepa model directory, or 'default' (= 'world') / 'window' (the embedded "
+                   "ones)")
     p.add_argument("--footage", nargs="*", default=(), help="ordinary video files (default: synthetic scenes)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of each synthetic scene")
     p.add_argument("--scenes", type=int, default=len(SYNTHETIC_SEEDS), help="number of synthetic scenes")

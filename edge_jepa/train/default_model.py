@@ -1,12 +1,13 @@
 """Build an embedded model: train, evaluate on held-out seeds, measure speed, ship with a card.
 
-    python -m edge_jepa.train.default_model               # ~31 min on one CPU core; writes edge_jepa/assets/default
-    python -m edge_jepa.train.default_model --which world  # ~50 min on one core; writes edge_jepa/assets/world
+    python -m edge_jepa.train.default_model                 # the default (= --which world): frame-causal world_pico,
+                                                            # ~50 min on one CPU core; writes edge_jepa/assets/world
+    python -m edge_jepa.train.default_model --which window  # window vit_pico, ~31 min; writes edge_jepa/assets/window
 
-The same steps by hand:
-    edge-jepa pretrain --model vit_pico --data synthetic --fps 30 --steps 3000 --seed 0 --threads 1 --out runs/default
-    edge-jepa eval-surprise runs/default/model --pairs-per-type 40 --json runs/default/eval.json
-    python -m edge_jepa.train.default_model --package runs/default
+The same steps by hand (the window model):
+    edge-jepa pretrain --model vit_pico --data synthetic --fps 30 --steps 3000 --seed 0 --threads 1 --out runs/window
+    edge-jepa eval-surprise runs/window/model --pairs-per-type 40 --json runs/window/eval.json
+    python -m edge_jepa.train.default_model --which window --package runs/window
 """
 
 from __future__ import annotations
@@ -21,22 +22,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge_jepa.checkpoints import DEFAULT_MODEL_DIR, WORLD_MODEL_DIR, load
+from edge_jepa.checkpoints import WINDOW_MODEL_DIR, WORLD_MODEL_DIR, load
 from edge_jepa.evaluation import evaluate_surprise
 from edge_jepa.io import atomic_dir
 
-# 30 fps: at 10 fps a frame's ordinary motion is as large as a violation's jump (frame differencing scores
-# AUROC 0.565 on the held-out pairs at 10 fps, 0.734 at 30 fps), and a model trained at 30 fps scores better too.
-TRAIN_ARGS = ["pretrain", "--model", "vit_pico", "--data", "synthetic", "--fps", "30", "--steps", "3000",
-              "--seed", "0", "--threads", "1"]
-# The frame-causal world model (edge_jepa.models.world): every next frame of 8-frame clips at 10, 15 and 30 fps,
-# change-weighted L1, EMA targets (docs/world-model.md, "The frame-causal world model").
+# The window model (vit_pico). 30 fps: at 10 fps a frame's ordinary motion is as large as a violation's jump (frame
+# differencing scores AUROC 0.565 on the held-out pairs at 10 fps, 0.734 at 30 fps), and a model trained at 30 fps
+# scores better too.
+WINDOW_TRAIN_ARGS = ["pretrain", "--model", "vit_pico", "--data", "synthetic", "--fps", "30", "--steps", "3000",
+                     "--seed", "0", "--threads", "1"]
+# The frame-causal world model (edge_jepa.models.world), the default: every next frame of 8-frame clips at 10, 15
+# and 30 fps, change-weighted L1, EMA targets (docs/world-model.md, "The frame-causal world model").
 WORLD_TRAIN_ARGS = ["pretrain", "--model", "world_pico", "--data", "synthetic", "--steps", "2400", "--seed", "0",
                     "--threads", "1", "--checkpoint-every", "200"]
-RECIPES = {
-    "default": (TRAIN_ARGS, DEFAULT_MODEL_DIR, "edge-jepa default (vit_pico, synthetic physical world)"),
-    "world": (WORLD_TRAIN_ARGS, WORLD_MODEL_DIR,
-              "edge-jepa world (world_pico, frame-causal, synthetic physical world)"),
+WORLD_RECIPE = (WORLD_TRAIN_ARGS, WORLD_MODEL_DIR,
+                "edge-jepa default = world (world_pico, frame-causal, synthetic physical world)")
+RECIPES = {  # named for what they build: "default" and "world" are the same model
+    "default": WORLD_RECIPE,
+    "world": WORLD_RECIPE,
+    "window": (WINDOW_TRAIN_ARGS, WINDOW_MODEL_DIR, "edge-jepa window (vit_pico, synthetic physical world)"),
 }
 EVAL_PAIRS_PER_TYPE = 40
 
@@ -64,7 +68,7 @@ def measure_updates_per_second(model_dir: Path, seconds: float = 10.0, threads: 
             "p90_ms": round(timing.p90, 2), "runs": len(timing.samples_ms)}
 
 
-def package(run_dir: Path, dest: Path = DEFAULT_MODEL_DIR, which: str = "default") -> Path:
+def package(run_dir: Path, dest: Path = WORLD_MODEL_DIR, which: str = "default") -> Path:
     """Evaluate the run's model on held-out seeds, measure speed, and write it with its card to `dest`."""
     model_dir = run_dir / "model"
     model = load(model_dir)
