@@ -23,10 +23,10 @@ def _progress(enabled: bool) -> Progress:
 @app.command()
 def distill(
     out: Path = typer.Option(..., "--out", help="run directory: checkpoint, loss log, reports, OUT/student"),
-    teacher: str = typer.Option("default", "--teacher", help="teacher: 'default', an official .pt, a Hugging Face "
-                                "or edge-jepa directory"),
+    teacher: str = typer.Option("default", "--teacher", help="teacher: 'default', 'world' (frame-causal), an official "
+                                ".pt, a Hugging Face or edge-jepa directory"),
     student: str = typer.Option("vit_nano", "--student", help="student: a registered config name (vit_nano, "
-                                "vit_tiny, vit_small, ...) or a .json ModelConfig file; fresh weights"),
+                                "vit_tiny, ...; world_nano for a frame-causal teacher) or a .json ModelConfig file"),
     data: str = typer.Option("synthetic", "--data", help="'synthetic', a video file or folder, or 'synthetic+PATH'"),
     steps: int = typer.Option(2000, min=1, help="optimizer steps"),
     resume: bool = typer.Option(False, "--resume", help="continue the checkpoint in --out"),
@@ -66,6 +66,9 @@ def distill(
                                      help="held-out violation pairs per type in the fidelity report (0: none)"),
     report_clips: int = typer.Option(16, min=1, help="held-out clips for the token cosine"),
     json_out: Path = typer.Option(None, "--json", help="also write the final fidelity report here"),
+    rates: str = typer.Option("10,15,30", help="frame-causal models, synthetic data: frame rates drawn per batch"),
+    prior_scenes: int = typer.Option(12, min=0, help="frame-causal student: plausible synthetic scenes per rate for "
+                                     "its surprise prior (0: none)"),
 ) -> None:
     """Distil a teacher's encoder and predictor into a small student (data-parallel under torchrun)."""
     from edge_jepa.train import dist
@@ -79,7 +82,8 @@ def distill(
             fps=fps, context_frames=context_frames, teacher_size=teacher_size, frame_stride=frame_stride,
             align=align, weights=dict(feature_l1=w_feature_l1, feature_cos=w_feature_cos, predictor=w_predictor,
                                       surprise=w_surprise, jepa=w_jepa),
-            future_prob=future_prob, report_pairs=report_pairs, report_clips=report_clips, json_out=json_out))
+            future_prob=future_prob, report_pairs=report_pairs, report_clips=report_clips, json_out=json_out,
+            rates=rates, prior_scenes=prior_scenes))
     finally:
         dist.teardown(ctx)
 
@@ -104,7 +108,10 @@ def _run(ctx, opts: dict) -> None:
     errors = (DistillError, VideoError, CheckpointError, FileNotFoundError, ValueError, KeyError, FloatingPointError,
               CheckpointWriteError)
     try:
+        from edge_jepa.train.world import parse_rates
+
         cfg = _config(a, DistillConfig, LossWeights)
+        cfg.rates, cfg.prior_scenes = parse_rates(a["rates"]), a["prior_scenes"]
         scfg = student_config(a["student"], frames=a["frames"], size=a["size"], fps=a["fps"],
                               context_frames=a["context_frames"])
     except errors as e:

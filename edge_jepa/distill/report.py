@@ -140,6 +140,8 @@ class FidelityReporter:
 
 def table(report: dict) -> Table:
     """The report as a rich table: one row per measure, teacher / student / kept."""
+    if report.get("kind") == "frame_causal":
+        return frame_causal_table(report)
     t, s = report["teacher"], report["student"]
     out = Table(title=f"distillation fidelity (step {report['step']})", show_lines=False)
     for col in ("measure", "teacher", "student", "student / teacher"):
@@ -152,6 +154,30 @@ def table(report: dict) -> Table:
     out.add_row("pairwise accuracy", f"{report['teacher_pairwise']:.3f}", f"{report['student_pairwise']:.3f}", "")
     out.add_row(f"token cosine ({report['token_clips']} held-out clips)", "", "", f"{report['token_cosine']:.3f}")
     out.add_row("surprise Spearman: windows", "", "", f"{report['surprise_spearman_windows']:.3f}")
+    out.add_row("surprise Spearman: clips (max)", "", "", f"{report['surprise_spearman_clips']:.3f}")
+    return out
+
+
+def frame_causal_table(report: dict) -> Table:
+    """A frame-causal report (edge_jepa.distill.frame_causal) as a rich table, with the pixel baselines."""
+    t, s = report["teacher"], report["student"]
+    out = Table(title=f"frame-causal distillation fidelity (step {report['step']}, {report['fps']:g} fps, max over "
+                      "tokens, rerun step)")
+    for col in ("measure", "teacher", "student", "student / teacher"):
+        out.add_column(col, justify="left" if col == "measure" else "right")
+    out.add_row("params", f"{t['params'] / 1e6:.3f} M", f"{s['params'] / 1e6:.3f} M", f"{report['param_ratio']:.3f}")
+    out.add_row("MB (fp32)", f"{t['mb_fp32']:.2f}", f"{s['mb_fp32']:.2f}", f"{s['mb_fp32'] / t['mb_fp32']:.3f}")
+    for key, what in (("gflops_kv", "GFLOPs / update (kv step)"), ("gflops_rerun", "GFLOPs / update (rerun step)")):
+        out.add_row(what, f"{t[key]:.4f}", f"{s[key]:.4f}", f"{s[key] / t[key]:.3f}")
+    out.add_row(f"surprise AUROC ({report['pairs']} held-out pairs)", f"{report['teacher_auroc']:.3f}",
+                f"{report['student_auroc']:.3f}", f"{report['auroc_ratio']:.3f}")
+    out.add_row("pairwise accuracy", f"{report['teacher_pairwise']:.3f}", f"{report['student_pairwise']:.3f}", "")
+    for name, b in report["baselines"].items():
+        out.add_row(f"{name.replace('_', ' ')} (pixels): AUROC / pairwise", f"{b['auroc']:.3f} / {b['pairwise']:.3f}",
+                    "", "")
+    out.add_row(f"token cosine ({report['token_clips']} held-out clips)", "", "", f"{report['token_cosine']:.3f}")
+    out.add_row("next-frame prediction cosine", "", "", f"{report['prediction_cosine']:.3f}")
+    out.add_row("surprise Spearman: frames", "", "", f"{report['surprise_spearman_windows']:.3f}")
     out.add_row("surprise Spearman: clips (max)", "", "", f"{report['surprise_spearman_clips']:.3f}")
     return out
 
