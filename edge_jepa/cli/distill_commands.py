@@ -172,7 +172,7 @@ def _callbacks(progress: Progress, say, cfg) -> dict:
         say(f"teacher {teacher.config.name} ({teacher.num_params() / 1e6:.2f} M params, sees "
             f"{al.teacher_clip.frames}x{al.teacher_clip.size}px, grid {al.teacher_grid}) -> student "
             f"{scfg.name} ({student.num_params() / 1e6:.3f} M, {scfg.clip.frames}x{scfg.clip.size}px, grid "
-            f"{al.student_grid}, tokens by {al.mode}) on {run.source.describe()}"
+            f"{al.student_grid}, {'same grid' if al.identity else 'tokens by ' + al.mode}) on {run.source.describe()}"
             + (f"; {run.ctx.world} processes ({run.ctx.backend})" if run.ctx.distributed else ""))
         tasks["distill"] = progress.add_task("distill", total=cfg.steps, completed=run.step, loss=float("nan"),
                                              rate=0.0)
