@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from edge_jepa.data.synthetic import VIOLATIONS, WorldConfig, eval_set, generate_clip
 from edge_jepa.distill.align import DistillError
 from edge_jepa.distill.losses import LossWeights, cosine
+from edge_jepa.distill.report import StudentReport, cpu_copy
 from edge_jepa.distill.trainer import Distiller
 from edge_jepa.evaluation import BASELINES, EVAL_SEED_BASE, PairScores, pixel_baseline_scores, spearman, summarize
 from edge_jepa.models.world import FrameCausalJEPA, token_errors
@@ -211,16 +212,7 @@ class FrameCausalDistiller(Distiller):
         clip_cfg = self.heads.student.config.clip
         clip = clip_tensor(batch.student_clip, clip_cfg.size, clip_cfg.preprocess).to(device)
         out = self.model(clip, batch.fps)
-        total, parts = frame_causal_losses(out, batch, cfg.weights, cfg.change_floor, device)
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"loss became {total.item()} at step {self.step}; lower --lr or check the data")
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(self.heads.parameters(), cfg.grad_clip)
-        self.opt.step()
-        self.sched.step()
-        self.step += 1
-        return {"loss": float(total.detach()), **parts}
+        return self.optimize(*frame_causal_losses(out, batch, cfg.weights, cfg.change_floor, device))
 
     def run(self, on_step=None, on_cache=None, on_report=None):
         try:
@@ -251,7 +243,7 @@ def model_cost(model: FrameCausalJEPA) -> dict:
             "gflops_kv": f["kv"] / 1e9, "gflops_rerun": f["rerun"] / 1e9}
 
 
-class FrameCausalReporter:
+class FrameCausalReporter(StudentReport):
     """Scores the teacher (and the pixel baselines) once on the held-out pairs; `report(heads)` measures a student.
 
     Pairs: the window report's seed block (EVAL_SEED_BASE + i, `pairs_per_type` per violation type) rendered as
@@ -264,7 +256,7 @@ class FrameCausalReporter:
         if pairs_per_type < 1 or token_clips < 1:
             raise ValueError(f"the fidelity report needs >= 1 pair per type and >= 1 clip, got {pairs_per_type}, "
                              f"{token_clips}")
-        self.teacher, self.batch_size = _cpu_copy(teacher), batch_size
+        self.teacher, self.batch_size = cpu_copy(teacher), batch_size
         clip = teacher.config.clip
         self.fps = clip.fps
         self.world = WorldConfig(size=max(32, clip.size), num_frames=clip.frames * 2 + 4, fps=clip.fps,
@@ -304,15 +296,6 @@ class FrameCausalReporter:
             self._teacher = (self._scores(self.teacher, baselines=True), *self._outputs(self.teacher))
         return self._teacher
 
-    @torch.no_grad()
-    def report(self, heads: FrameCausalHeads, step: int | None = None) -> dict:
-        was_training = heads.training
-        heads.eval()
-        try:
-            return self._report(heads, step)
-        finally:
-            heads.train(was_training)
-
     def _report(self, heads: FrameCausalHeads, step: int | None) -> dict:
         t_pairs, t_tokens, t_pred = self.teacher_side()
         student = heads.student
@@ -321,7 +304,7 @@ class FrameCausalReporter:
         with torch.no_grad():
             token_cos = float(cosine(heads.feature_proj(s_tokens.to(device)).cpu(), t_tokens).mean())
             pred_cos = float(cosine(heads.predictor_proj(s_pred.to(device)).cpu(), t_pred).mean())
-        cpu_student = student if device.type == "cpu" else _cpu_copy(student)
+        cpu_student = student if device.type == "cpu" else cpu_copy(student)
         s_pairs = self._scores(cpu_student)
         clip = self.teacher.config.clip
         tol = clip.frames - clip.context_frames
@@ -363,8 +346,3 @@ class FrameCausalReporter:
                       "token_clips": [TOKEN_SEED_BASE, TOKEN_SEED_BASE + len(self.token_clips)]},
         }
 
-
-def _cpu_copy(model: FrameCausalJEPA) -> FrameCausalJEPA:
-    out = FrameCausalJEPA(model.config)
-    out.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
-    return out.eval()

@@ -36,7 +36,23 @@ def teacher_on_view(teacher: VJEPA2, alignment: Alignment) -> VJEPA2:
     return teacher.at_clip(**asdict(alignment.teacher_clip)).eval()
 
 
-class FidelityReporter:
+class StudentReport:
+    """`report(heads, step)`: the subclass's `_report` with the student in eval mode (its mode restored after)."""
+
+    @torch.no_grad()
+    def report(self, heads: torch.nn.Module, step: int | None = None) -> dict:
+        was_training = heads.training
+        heads.eval()
+        try:
+            return self._report(heads, step)
+        finally:
+            heads.train(was_training)
+
+    def _report(self, heads, step: int | None) -> dict:
+        raise NotImplementedError
+
+
+class FidelityReporter(StudentReport):
     """Scores the teacher once; `report(student_heads)` measures a student against it."""
 
     def __init__(self, teacher: VJEPA2, alignment: Alignment, *, pairs_per_type: int = 20, token_clips: int = 16,
@@ -77,15 +93,6 @@ class FidelityReporter:
         return self._teacher_tokens
 
     # ------------------------------------------------------------------ student
-    @torch.no_grad()
-    def report(self, heads: StudentWithHeads, step: int | None = None) -> dict:
-        was_training = heads.training
-        heads.eval()
-        try:
-            return self._report(heads, step)
-        finally:
-            heads.train(was_training)
-
     def _report(self, heads: StudentWithHeads, step: int | None) -> dict:
         a, k = self.alignment, self.alignment.stride
         student = heads.student
@@ -96,7 +103,7 @@ class FidelityReporter:
                           for c in _chunks(views, self.batch_size)])
         token_cos = float(cosine(proj, self.teacher_tokens()).mean())
 
-        cpu_student = student if device.type == "cpu" else _cpu_copy(student)
+        cpu_student = student if device.type == "cpu" else cpu_copy(student)
         t_pairs = self.teacher_pairs()
         s_pairs = [PairScores(v.violation, int(v.violation_frame) // k,
                               surprise_scores(cpu_student, p.frames[::k]), surprise_scores(cpu_student, v.frames[::k]))
@@ -190,7 +197,8 @@ def _fit(frame: np.ndarray, size: int) -> np.ndarray:
     return frame if frame.shape[0] == size and frame.shape[1] == size else resize_frame(frame, size, "resize")
 
 
-def _cpu_copy(model: VJEPA2) -> VJEPA2:
-    out = VJEPA2(model.config)
+def cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A CPU copy of a model (VJEPA2 or FrameCausalJEPA) in eval mode."""
+    out = type(model)(model.config)
     out.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
     return out.eval()

@@ -237,13 +237,16 @@ class Distiller:
         clip = clip_tensor(batch.student_clip, self.alignment.student_clip.size, "resize").to(device)
         tgt = batch.tgt.to(device)
         out = self.model(clip, batch.ctx.to(device), tgt, batch.mask_index)
-        total, parts = distill_losses(out, tgt, batch.teacher_tokens.to(device), batch.teacher_pred.to(device),
-                                      batch.teacher_surprise.to(device), cfg.weights)
+        return self.optimize(*distill_losses(out, tgt, batch.teacher_tokens.to(device), batch.teacher_pred.to(device),
+                                             batch.teacher_surprise.to(device), cfg.weights))
+
+    def optimize(self, total: torch.Tensor, parts: dict[str, float]) -> dict[str, float]:
+        """One optimizer step on the total loss (DDP averages the gradients); {"loss": total, **parts}."""
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss became {total.item()} at step {self.step}; lower --lr or check the data")
         self.opt.zero_grad(set_to_none=True)
         total.backward()
-        torch.nn.utils.clip_grad_norm_(self.heads.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.heads.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.sched.step()
         self.step += 1
