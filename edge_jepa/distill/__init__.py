@@ -2,6 +2,7 @@
 
     from edge_jepa.distill import DistillConfig, distill
     result = distill("default", "vit_nano", "synthetic", "runs/nano", DistillConfig(steps=2000))
+    result = distill("world", "world_nano", "synthetic", "runs/world_nano")  # frame-causal (distill.frame_causal)
 
 Command line: `edge-jepa distill ...`, or data-parallel `torchrun --nproc_per_node N -m edge_jepa.distill ...`
 with the same flags. See docs/distillation.md.
