@@ -116,7 +116,8 @@ def _run(ctx, opts: dict) -> None:
                               context_frames=a["context_frames"])
     except errors as e:
         raise fail(str(e)) from None
-    command = "edge-jepa distill " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    args = sys.argv[1:]  # `edge-jepa distill ...` has the subcommand here, `torchrun -m edge_jepa.distill` not
+    command = "edge-jepa distill " + " ".join(shlex.quote(x) for x in (args[1:] if args[:1] == ["distill"] else args))
     with _progress(ctx.is_main) as progress:
         callbacks = _callbacks(progress, say, cfg)
         try:
