@@ -188,7 +188,6 @@ class FrameCausalDistiller(Distiller):
     def __init__(self, teacher: FrameCausalJEPA, student: FrameCausalJEPA, source, out_dir, cfg, *, ctx=None,
                  base_card=None):
         check_pair(teacher, student, cfg)
-        self.data_source = source
         super().__init__(teacher, student, source, out_dir, cfg, ctx=ctx, base_card=base_card)
         self.base_card.setdefault("distillation", {})["frame_rates"] = (
             list(source.rates) if isinstance(source, MultiRateSource) else [student.config.clip.fps])
