@@ -100,3 +100,36 @@ def test_sigterm_checkpoints_and_exits(tiny_model_dir, tmp_path):
     assert proc.wait(timeout=60) == 130
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] >= 10 and not (out / "student").exists()
+
+
+def test_torchrun_two_ranks_distil_a_frame_causal_teacher_as_one_process_does(tmp_path):
+    """The frame-causal distiller splits each global batch between the ranks (same clips, same frame rate), so
+    2 processes end where 1 process ends, up to float rounding; the replicas stay identical."""
+    from edge_jepa.distill import DistillConfig, distill
+    from edge_jepa.distill.data import state_digest
+    from tests.test_distill_world import TINY_STUDENT, TINY_TEACHER
+
+    teacher = tmp_path / "teacher"
+    edge_jepa.create(TINY_TEACHER, seed=1).save(teacher)
+    spec = tmp_path / "student.json"
+    spec.write_text(json.dumps(TINY_STUDENT.to_dict()))
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--standalone", "-m", "edge_jepa.distill", "--teacher", str(teacher),
+           "--student", str(spec), "--out", str(out), "--steps", "4", "--batch-size", "4", "--lr", "0.003",
+           "--warmup", "1", "--checkpoint-every", "4", "--report-pairs", "0", "--prior-scenes", "0", "--threads", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "2 processes (gloo)" in res.stdout
+    ranks = [json.loads((out / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["student_sha256"] == ranks[1]["student_sha256"]  # DDP kept the replicas identical
+    assert ranks[0]["data_sha256"] != ranks[1]["data_sha256"]  # ... each on its half of every batch
+
+    one = distill(teacher, TINY_STUDENT, "synthetic", tmp_path / "one",
+                  DistillConfig(steps=4, batch_size=4, lr=3e-3, warmup=1, checkpoint_every=4, report_pairs=0,
+                                prior_scenes=0, threads=1))
+    both = edge_jepa.load(out / "student")
+    assert state_digest(both) == ranks[0]["student_sha256"]
+    for (k, a), b in zip(one.student.state_dict().items(), both.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), k
+    assert np.allclose([r["loss"] for r in _log(out)], [r["loss"] for r in _log(tmp_path / "one")], atol=1e-5)

@@ -368,7 +368,7 @@ def test_fit_trains_a_frame_causal_model_and_window_only_commands_say_so(world_m
     info = runner.invoke(app, ["info", model])
     assert info.exit_code == 0 and "per stream update" in info.output and "frame-causal" in info.output
     for args, message in ((["distill", "--teacher", model, "--student", "vit_nano", "--out", str(tmp_path / "d"),
-                            "--steps", "1"], "takes window models"),):
+                            "--steps", "1"], "distillation pairs models of one kind"),):
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
     res = runner.invoke(app, ["bench", model, "--formats", "eager", "--runs", "1"])  # timed by its stream update

@@ -23,11 +23,11 @@ def _progress(enabled: bool) -> Progress:
 @app.command()
 def distill(
     out: Path = typer.Option(..., "--out", help="run directory: checkpoint, loss log, reports, OUT/student"),
-    teacher: str = typer.Option("window", "--teacher", help="teacher: a window model: 'window' (the embedded window "
-                                "model; distillation takes window models for now, not the frame-causal default), "
+    teacher: str = typer.Option("default", "--teacher", help="teacher: 'default' (= 'world', frame-causal), 'window', "
                                 "an official .pt, a Hugging Face or edge-jepa directory"),
-    student: str = typer.Option("vit_nano", "--student", help="student: a registered config name (vit_nano, "
-                                "vit_tiny, vit_small, ...) or a .json ModelConfig file; fresh weights"),
+    student: str = typer.Option(None, "--student", help="student: a registered config name (vit_nano, vit_tiny, "
+                                "...; world_nano for a frame-causal teacher) or a .json ModelConfig file (default: "
+                                "world_nano for a frame-causal teacher, vit_nano for a window one)"),
     data: str = typer.Option("synthetic", "--data", help="'synthetic', a video file or folder, or 'synthetic+PATH'"),
     steps: int = typer.Option(2000, min=1, help="optimizer steps"),
     resume: bool = typer.Option(False, "--resume", help="continue the checkpoint in --out"),
@@ -67,6 +67,9 @@ def distill(
                                      help="held-out violation pairs per type in the fidelity report (0: none)"),
     report_clips: int = typer.Option(16, min=1, help="held-out clips for the token cosine"),
     json_out: Path = typer.Option(None, "--json", help="also write the final fidelity report here"),
+    rates: str = typer.Option("10,15,30", help="frame-causal models, synthetic data: frame rates drawn per batch"),
+    prior_scenes: int = typer.Option(12, min=0, help="frame-causal student: plausible synthetic scenes per rate for "
+                                     "its surprise prior (0: none)"),
 ) -> None:
     """Distil a teacher's encoder and predictor into a small student (data-parallel under torchrun)."""
     from edge_jepa.train import dist
@@ -80,7 +83,8 @@ def distill(
             fps=fps, context_frames=context_frames, teacher_size=teacher_size, frame_stride=frame_stride,
             align=align, weights=dict(feature_l1=w_feature_l1, feature_cos=w_feature_cos, predictor=w_predictor,
                                       surprise=w_surprise, jepa=w_jepa),
-            future_prob=future_prob, report_pairs=report_pairs, report_clips=report_clips, json_out=json_out))
+            future_prob=future_prob, report_pairs=report_pairs, report_clips=report_clips, json_out=json_out,
+            rates=rates, prior_scenes=prior_scenes))
     finally:
         dist.teardown(ctx)
 
@@ -105,16 +109,26 @@ def _run(ctx, opts: dict) -> None:
     errors = (DistillError, VideoError, CheckpointError, FileNotFoundError, ValueError, KeyError, FloatingPointError,
               CheckpointWriteError)
     try:
+        from edge_jepa.train.world import parse_rates
+
         cfg = _config(a, DistillConfig, LossWeights)
+        cfg.rates, cfg.prior_scenes = parse_rates(a["rates"]), a["prior_scenes"]
+        teacher = a["teacher"]
+        if a["student"] is None:  # the small student of the teacher's kind (the teacher is loaded once, here)
+            import edge_jepa
+
+            teacher = edge_jepa.load(teacher)
+            a["student"] = "world_nano" if teacher.config.kind == "frame_causal" else "vit_nano"
         scfg = student_config(a["student"], frames=a["frames"], size=a["size"], fps=a["fps"],
                               context_frames=a["context_frames"])
     except errors as e:
         raise fail(str(e)) from None
-    command = "edge-jepa distill " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    args = sys.argv[1:]  # `edge-jepa distill ...` has the subcommand here, `torchrun -m edge_jepa.distill` not
+    command = "edge-jepa distill " + " ".join(shlex.quote(x) for x in (args[1:] if args[:1] == ["distill"] else args))
     with _progress(ctx.is_main) as progress:
         callbacks = _callbacks(progress, say, cfg)
         try:
-            result = distill_model(a["teacher"], scfg, a["data"], out, cfg, resume=a["resume"], ctx=ctx,
+            result = distill_model(teacher, scfg, a["data"], out, cfg, resume=a["resume"], ctx=ctx,
                                    base_card={"distillation": {"command": command, "teacher_source": a["teacher"]}},
                                    **callbacks)
         except KeyboardInterrupt:
@@ -166,7 +180,7 @@ def _callbacks(progress: Progress, say, cfg) -> dict:
         say(f"teacher {teacher.config.name} ({teacher.num_params() / 1e6:.2f} M params, sees "
             f"{al.teacher_clip.frames}x{al.teacher_clip.size}px, grid {al.teacher_grid}) -> student "
             f"{scfg.name} ({student.num_params() / 1e6:.3f} M, {scfg.clip.frames}x{scfg.clip.size}px, grid "
-            f"{al.student_grid}, tokens by {al.mode}) on {run.source.describe()}"
+            f"{al.student_grid}, {'same grid' if al.identity else 'tokens by ' + al.mode}) on {run.source.describe()}"
             + (f"; {run.ctx.world} processes ({run.ctx.backend})" if run.ctx.distributed else ""))
         tasks["distill"] = progress.add_task("distill", total=cfg.steps, completed=run.step, loss=float("nan"),
                                              rate=0.0)

@@ -102,9 +102,8 @@ def bundle_table(path: Path, manifest: dict) -> Table:
 
 @app.command("quantize-report")
 def quantize_report(
-    source: str = typer.Argument("window", help="model to quantize (anything edge_jepa.load takes; default 'window', "
-                                 "the embedded window model: the report takes window models for now, not the "
-                                 "frame-causal default)"),
+    source: str = typer.Argument("default", help="model to quantize (anything edge_jepa.load takes: 'default' (= "
+                                 "'world', frame-causal), 'window', a model directory)"),
     schemes: str = typer.Option("int8-dynamic,int8-weight,int4-weight,fp16", help="comma-separated eager schemes"),
     bundle: list[Path] = typer.Option(None, "--bundle", help="also measure these export bundles (repeatable; a "
                                       "frame-causal model: its stream-step bundles)"),

@@ -1,6 +1,7 @@
 """Distillation: compress a V-JEPA 2 teacher's encoder and predictor into a small student.
 
     from edge_jepa.distill import DistillConfig, distill
+    result = distill("default", "world_nano", "synthetic", "runs/world_nano")  # frame-causal (distill.frame_causal)
     result = distill("window", "vit_nano", "synthetic", "runs/nano", DistillConfig(steps=2000))
 
 Command line: `edge-jepa distill ...`, or data-parallel `torchrun --nproc_per_node N -m edge_jepa.distill ...`

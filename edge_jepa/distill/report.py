@@ -36,7 +36,23 @@ def teacher_on_view(teacher: VJEPA2, alignment: Alignment) -> VJEPA2:
     return teacher.at_clip(**asdict(alignment.teacher_clip)).eval()
 
 
-class FidelityReporter:
+class StudentReport:
+    """`report(heads, step)`: the subclass's `_report` with the student in eval mode (its mode restored after)."""
+
+    @torch.no_grad()
+    def report(self, heads: torch.nn.Module, step: int | None = None) -> dict:
+        was_training = heads.training
+        heads.eval()
+        try:
+            return self._report(heads, step)
+        finally:
+            heads.train(was_training)
+
+    def _report(self, heads, step: int | None) -> dict:
+        raise NotImplementedError
+
+
+class FidelityReporter(StudentReport):
     """Scores the teacher once; `report(student_heads)` measures a student against it."""
 
     def __init__(self, teacher: VJEPA2, alignment: Alignment, *, pairs_per_type: int = 20, token_clips: int = 16,
@@ -77,15 +93,6 @@ class FidelityReporter:
         return self._teacher_tokens
 
     # ------------------------------------------------------------------ student
-    @torch.no_grad()
-    def report(self, heads: StudentWithHeads, step: int | None = None) -> dict:
-        was_training = heads.training
-        heads.eval()
-        try:
-            return self._report(heads, step)
-        finally:
-            heads.train(was_training)
-
     def _report(self, heads: StudentWithHeads, step: int | None) -> dict:
         a, k = self.alignment, self.alignment.stride
         student = heads.student
@@ -96,7 +103,7 @@ class FidelityReporter:
                           for c in _chunks(views, self.batch_size)])
         token_cos = float(cosine(proj, self.teacher_tokens()).mean())
 
-        cpu_student = student if device.type == "cpu" else _cpu_copy(student)
+        cpu_student = student if device.type == "cpu" else cpu_copy(student)
         t_pairs = self.teacher_pairs()
         s_pairs = [PairScores(v.violation, int(v.violation_frame) // k,
                               surprise_scores(cpu_student, p.frames[::k]), surprise_scores(cpu_student, v.frames[::k]))
@@ -140,6 +147,8 @@ class FidelityReporter:
 
 def table(report: dict) -> Table:
     """The report as a rich table: one row per measure, teacher / student / kept."""
+    if report.get("kind") == "frame_causal":
+        return frame_causal_table(report)
     t, s = report["teacher"], report["student"]
     out = Table(title=f"distillation fidelity (step {report['step']})", show_lines=False)
     for col in ("measure", "teacher", "student", "student / teacher"):
@@ -156,6 +165,30 @@ def table(report: dict) -> Table:
     return out
 
 
+def frame_causal_table(report: dict) -> Table:
+    """A frame-causal report (edge_jepa.distill.frame_causal) as a rich table, with the pixel baselines."""
+    t, s = report["teacher"], report["student"]
+    out = Table(title=f"frame-causal distillation fidelity (step {report['step']}, {report['fps']:g} fps, max over "
+                      "tokens, rerun step)")
+    for col in ("measure", "teacher", "student", "student / teacher"):
+        out.add_column(col, justify="left" if col == "measure" else "right")
+    out.add_row("params", f"{t['params'] / 1e6:.3f} M", f"{s['params'] / 1e6:.3f} M", f"{report['param_ratio']:.3f}")
+    out.add_row("MB (fp32)", f"{t['mb_fp32']:.2f}", f"{s['mb_fp32']:.2f}", f"{s['mb_fp32'] / t['mb_fp32']:.3f}")
+    for key, what in (("gflops_kv", "GFLOPs / update (kv step)"), ("gflops_rerun", "GFLOPs / update (rerun step)")):
+        out.add_row(what, f"{t[key]:.4f}", f"{s[key]:.4f}", f"{s[key] / t[key]:.3f}")
+    out.add_row(f"surprise AUROC ({report['pairs']} held-out pairs)", f"{report['teacher_auroc']:.3f}",
+                f"{report['student_auroc']:.3f}", f"{report['auroc_ratio']:.3f}")
+    out.add_row("pairwise accuracy", f"{report['teacher_pairwise']:.3f}", f"{report['student_pairwise']:.3f}", "")
+    for name, b in report["baselines"].items():
+        out.add_row(f"{name.replace('_', ' ')} (pixels): AUROC / pairwise", f"{b['auroc']:.3f} / {b['pairwise']:.3f}",
+                    "", "")
+    out.add_row(f"token cosine ({report['token_clips']} held-out clips)", "", "", f"{report['token_cosine']:.3f}")
+    out.add_row("next-frame prediction cosine", "", "", f"{report['prediction_cosine']:.3f}")
+    out.add_row("surprise Spearman: frames", "", "", f"{report['surprise_spearman_windows']:.3f}")
+    out.add_row("surprise Spearman: clips (max)", "", "", f"{report['surprise_spearman_clips']:.3f}")
+    return out
+
+
 def _chunks(x: np.ndarray, n: int) -> list[np.ndarray]:
     return [x[i : i + n] for i in range(0, len(x), n)]
 
@@ -164,7 +197,8 @@ def _fit(frame: np.ndarray, size: int) -> np.ndarray:
     return frame if frame.shape[0] == size and frame.shape[1] == size else resize_frame(frame, size, "resize")
 
 
-def _cpu_copy(model: VJEPA2) -> VJEPA2:
-    out = VJEPA2(model.config)
+def cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A CPU copy of a model (VJEPA2 or FrameCausalJEPA) in eval mode."""
+    out = type(model)(model.config)
     out.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
     return out.eval()

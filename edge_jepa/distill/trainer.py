@@ -75,6 +75,11 @@ class DistillConfig:
     report_pairs: int = 20  # held-out violation pairs per type in the fidelity report (0: no report)
     report_clips: int = 16  # held-out clips for token cosine
     report_at_checkpoints: bool = True
+    # frame-causal teacher and student (edge_jepa.distill.frame_causal)
+    rates: tuple[float, ...] = (10.0, 15.0, 30.0)  # synthetic data: a frame rate drawn per batch from these
+    change_floor: float | None = 0.1  # next-frame terms weighted by token change + this (None: unweighted)
+    prior_scenes: int = 12  # the student's surprise prior: plausible synthetic scenes per rate (0: none)
+    prior_seconds: float = 20.0  # ... each this long
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -117,7 +122,7 @@ class Distiller:
         self.teacher = teacher.eval()
         self.teacher_sha256 = state_digest(teacher)
         device = self.ctx.device
-        self.heads = StudentWithHeads(student, teacher.config.encoder.width, cfg.seed).to(device).train()
+        self.heads = self.make_heads(student).to(device).train()
         w = cfg.weights
         unused = (w.feature_l1 == 0 and w.feature_cos == 0) or w.predictor == 0
         self.model: torch.nn.Module = self.heads
@@ -131,8 +136,7 @@ class Distiller:
                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         self.sampler = ShardedSampler(self.ctx.rank, self.ctx.world)
-        self.live = LiveBatches(source, TeacherOracle(teacher, self.alignment, device), per_rank=self.per_rank,
-                                seed=cfg.seed, future_prob=cfg.future_prob, sampler=self.sampler)
+        self.live = self.make_batches(source)
         self.cache: TeacherCache | None = None
         if cfg.cache_teacher:
             self.cache = TeacherCache(Path(cfg.cache_dir) if cfg.cache_dir else self.out / CACHE_DIR,
@@ -146,6 +150,23 @@ class Distiller:
         self.seen_batches: list[int] = []
         self.reporter: FidelityReporter | None = None
         self.last_report: dict | None = None
+
+    # ------------------------------------------------------------------ what a kind of model changes
+    def make_heads(self, student: VJEPA2) -> torch.nn.Module:
+        """The student and its projections to the teacher width (one module: DDP syncs all of it)."""
+        return StudentWithHeads(student, self.teacher.config.encoder.width, self.cfg.seed)
+
+    def make_batches(self, source: ClipSource) -> LiveBatches:
+        return LiveBatches(source, TeacherOracle(self.teacher, self.alignment, self.ctx.device),
+                           per_rank=self.per_rank, seed=self.cfg.seed, future_prob=self.cfg.future_prob,
+                           sampler=self.sampler)
+
+    def make_reporter(self) -> FidelityReporter:
+        return FidelityReporter(self.teacher, self.alignment, pairs_per_type=self.cfg.report_pairs,
+                                token_clips=self.cfg.report_clips)
+
+    def finish_student(self, student_dir: Path) -> None:
+        """After OUT/student is written (rank 0): nothing more for a window student."""
 
     # ------------------------------------------------------------------ schedule, cache identity
     def _lr_factor(self, step: int) -> float:
@@ -216,13 +237,16 @@ class Distiller:
         clip = clip_tensor(batch.student_clip, self.alignment.student_clip.size, "resize").to(device)
         tgt = batch.tgt.to(device)
         out = self.model(clip, batch.ctx.to(device), tgt, batch.mask_index)
-        total, parts = distill_losses(out, tgt, batch.teacher_tokens.to(device), batch.teacher_pred.to(device),
-                                      batch.teacher_surprise.to(device), cfg.weights)
+        return self.optimize(*distill_losses(out, tgt, batch.teacher_tokens.to(device), batch.teacher_pred.to(device),
+                                             batch.teacher_surprise.to(device), cfg.weights))
+
+    def optimize(self, total: torch.Tensor, parts: dict[str, float]) -> dict[str, float]:
+        """One optimizer step on the total loss (DDP averages the gradients); {"loss": total, **parts}."""
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss became {total.item()} at step {self.step}; lower --lr or check the data")
         self.opt.zero_grad(set_to_none=True)
         total.backward()
-        torch.nn.utils.clip_grad_norm_(self.heads.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.heads.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.sched.step()
         self.step += 1
@@ -254,8 +278,7 @@ class Distiller:
         if not self.ctx.is_main or self.cfg.report_pairs < 1:
             return None
         if self.reporter is None:
-            self.reporter = FidelityReporter(self.teacher, self.alignment, pairs_per_type=self.cfg.report_pairs,
-                                             token_clips=self.cfg.report_clips)
+            self.reporter = self.make_reporter()
         rep = self.reporter.report(self.heads, self.step)
         with atomic_file(self.out / REPORT) as tmp:
             tmp.write_text(strict_json(rep))
@@ -288,9 +311,10 @@ class Distiller:
                 on_report(report)
             card = self.card(report, stopped_early)
             self.heads.student.save(self.out / STUDENT_DIR, card=card)
+            self.finish_student(self.out / STUDENT_DIR)
         self.write_rank_digest()
         self.ctx.barrier()
-        student = VJEPA2(self.heads.student.config)
+        student = type(self.heads.student)(self.heads.student.config)
         student.load_state_dict({k: v.cpu() for k, v in self.heads.student.state_dict().items()})
         return DistillResult(student.eval(), self.step, self.losses, self.seconds, stopped_early, report)
 

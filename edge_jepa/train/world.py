@@ -87,10 +87,11 @@ class MultiRateSource:
     def rate(self, step: int) -> float:
         return self.rates[int(np.random.default_rng([self.seed, step, 11]).integers(len(self.rates)))]
 
-    def batch(self, step: int, batch_size: int) -> tuple[np.ndarray, float]:
+    def batch(self, step: int, batch_size: int, part: range | None = None) -> tuple[np.ndarray, float]:
+        """Batch `step` of `batch_size` clips at its frame rate; `part`: only those clips of it (a rank's share)."""
         fps = self.rate(step)
         base = (self.seed * 1_000_003 + step * batch_size) % (2**31)
-        clips = [generate_clip(base + i, self.worlds[fps]).frames[: self.frames] for i in range(batch_size)]
+        clips = [generate_clip(base + i, self.worlds[fps]).frames[: self.frames] for i in part or range(batch_size)]
         return np.stack(clips), fps
 
     def describe(self) -> str:
