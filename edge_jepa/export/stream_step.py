@@ -17,14 +17,15 @@ embedding are constants (buffers). Empty slots are masked by adding CACHE_MASKED
 XNNPACK see ordinary numbers) to their attention logits. The result equals `CausalPredictor.step` (the eager KV
 stream step of `FrameCausalScorer(cache="kv")`) to float rounding.
 
-Two graphs of the same step. "fused" (`StreamStepGraph`, for ONNX): LayerNorm one op, attention
+Two graphs of the same step. "fused" (`StreamStepGraph`, for ONNX and CoreML): LayerNorm one op, attention
 `scaled_dot_product_attention` with an additive mask. "xnnpack" (`XnnpackStreamStep`, for ExecuTorch) lowers whole
-to XNNPACK and is written for its op count, which bounds a step this small (0.06 GFLOPs): one frame's tokens stay
-2-D [n, D] (no batch dimension, so no reshapes around each Linear); LayerNorm's means are matmuls with a constant
-1/D column (XNNPACK's only mean is a 4-D pool, whose layout change costs transposes); q and k of all heads get
-RoPE in one go; the cached keys of all blocks are rotated
-and transposed for the attention matmul in one go; the caches are updated with one slice and one concatenation
-each. Same weights, same state-dict keys, the same numbers to float rounding (tested).
+to XNNPACK with few ops: one frame's tokens stay 2-D [n, D] (no batch dimension, so no reshapes around each Linear);
+LayerNorm's means are matmuls with a constant 1/D column (XNNPACK's only mean is a 4-D pool, whose layout change
+costs transposes); q and k of all heads get RoPE in one go; the cached keys of all blocks are rotated and transposed
+for the attention matmul in one go; the caches are updated with one slice and one concatenation each. Same weights,
+same state-dict keys, the same numbers to float rounding (tested). Its time is mostly the int8 Linears, the fp32
+attention over the cache and, between other work, cold CPU caches, not its op count (docs/world-model.md, "Stream
+step and cost").
 """
 
 from __future__ import annotations
