@@ -12,7 +12,12 @@ Both at the same window length (8 frames of 64 px):
       (`encode_frames` + `CausalPredictor.step`, what FrameCausalScorer(cache="kv") runs) and its .pte int8
       (the bundle's `stream_step` through StreamStepRunner).
 All four are timed in one process, interleaved (edge_jepa.timing.time_round_robin), so load from other processes
-hits them alike. Reported: median ms, the stream/window ratios, and GFLOPs per update (analytic, and counted by
+hits them alike: wall time, then a second interleaved pass in process CPU time (which hardly counts the time a call
+waited for a core: on a shared, loaded machine the window step's three long calls are preempted more often than the
+stream step's one short call, so the wall ratio moves with the load). Reported: median ms (wall and CPU), the
+stream/window ratios, the load averages at the start and the end, the two .pte steps also timed back to back (each
+call right after the one before, so the weights and caches are still in the CPU caches; interleaved with the other
+steps every call starts cold), and GFLOPs per update (analytic, and counted by
 torch's FlopCounterMode on the eager steps). The issue's target: stream step <= 1/4 of the window step.
 Timing does not depend on the weights: world_pico is freshly initialized unless --world names a trained one.
 """
@@ -25,6 +30,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -37,7 +43,7 @@ from edge_jepa.export import export_bundle  # noqa: E402
 from edge_jepa.models.world import TIME_UNIT  # noqa: E402
 from edge_jepa.runtime import EagerRunner, Runner  # noqa: E402
 from edge_jepa.runtime.stream_step import StreamStepRunner  # noqa: E402
-from edge_jepa.timing import time_round_robin  # noqa: E402
+from edge_jepa.timing import time_calls, time_round_robin  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "world_step_cost.json"
 
@@ -105,16 +111,19 @@ def main() -> None:
         def stream_pte_step() -> None:  # the runner's cache slides on: always full
             stream_pte.step(frame)
 
-        print(f"timing {args.runs} runs of each step, interleaved ...", file=sys.stderr)
-        timings = time_round_robin({
-            "window_eager_fp32": lambda: window_eager.run(clip),
-            "window_pte_int8": lambda: window_pte.run(clip),
-            "stream_eager_fp32": stream_eager,
-            "stream_pte_int8": stream_pte_step,
-        }, warmup=args.warmup, runs=args.runs)
+        fns = {"window_eager_fp32": lambda: window_eager.run(clip), "window_pte_int8": lambda: window_pte.run(clip),
+               "stream_eager_fp32": stream_eager, "stream_pte_int8": stream_pte_step}
+        print(f"timing {args.runs} runs of each step, interleaved (wall, then CPU time) ...", file=sys.stderr)
+        load_start = os.getloadavg()
+        timings = time_round_robin(fns, warmup=args.warmup, runs=args.runs)
+        cpu_timings = time_round_robin(fns, warmup=0, runs=args.runs, clock=time.process_time)
+        warm = {k: time_calls(fns[k], warmup=args.warmup, runs=args.runs).p50 for k in ("window_pte_int8",
+                                                                                      "stream_pte_int8")}
+        load_end = os.getloadavg()
         assert stream_pte.cache_mask.eq(0).all()  # timed with every cache slot filled
 
     med = {k: t.p50 for k, t in timings.items()}
+    cpu = {k: t.p50 for k, t in cpu_timings.items()}
     per_update = world.flops_per_update()
     analytic = {"window_step": window_model.flops().total / 1e9, "stream_step_kv": per_update["kv"] / 1e9,
                 "stream_step_rerun": per_update["rerun"] / 1e9}
@@ -129,8 +138,14 @@ def main() -> None:
         "threads": args.threads, "runs": args.runs, "warmup": args.warmup,
         "median_ms": med,
         "p90_ms": {k: t.p90 for k, t in timings.items()},
+        "median_cpu_ms": cpu,
         "ratio_ms": {"pte_int8": med["stream_pte_int8"] / med["window_pte_int8"],
                      "eager_fp32": med["stream_eager_fp32"] / med["window_eager_fp32"]},
+        "ratio_cpu_ms": {"pte_int8": cpu["stream_pte_int8"] / cpu["window_pte_int8"],
+                         "eager_fp32": cpu["stream_eager_fp32"] / cpu["window_eager_fp32"]},
+        "median_ms_back_to_back": warm,
+        "ratio_ms_back_to_back": {"pte_int8": warm["stream_pte_int8"] / warm["window_pte_int8"]},
+        "load_avg": {"start": load_start, "end": load_end},
         "gflops_analytic": analytic,
         "gflops_counted_torch": counted,
         "ratio_gflops": {"analytic": analytic["stream_step_kv"] / analytic["window_step"],
@@ -144,11 +159,15 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, default=float) + "\n")
     for k, v in med.items():
-        print(f"{k:20s} median {v:8.3f} ms  p90 {timings[k].p90:8.3f} ms")
-    print(f"ratio stream/window: .pte int8 {result['ratio_ms']['pte_int8']:.3f}, eager fp32 "
-          f"{result['ratio_ms']['eager_fp32']:.3f}; GFLOPs {analytic['stream_step_kv']:.4f} / "
+        print(f"{k:20s} median {v:8.3f} ms  p90 {timings[k].p90:8.3f} ms  CPU median {cpu[k]:8.3f} ms")
+    print(f"ratio stream/window: .pte int8 {result['ratio_ms']['pte_int8']:.3f} (CPU "
+          f"{result['ratio_cpu_ms']['pte_int8']:.3f}), eager fp32 {result['ratio_ms']['eager_fp32']:.3f} (CPU "
+          f"{result['ratio_cpu_ms']['eager_fp32']:.3f}); load average {load_start[0]:.1f} -> {load_end[0]:.1f}; "
+          f"GFLOPs {analytic['stream_step_kv']:.4f} / "
           f"{analytic['window_step']:.4f} = {result['ratio_gflops']['analytic']:.3f} (analytic), "
           f"{result['ratio_gflops']['counted']:.3f} (torch count); target <= 0.25")
+    print(f".pte int8 back to back: window {warm['window_pte_int8']:.3f} ms, stream {warm['stream_pte_int8']:.3f} ms, "
+          f"ratio {result['ratio_ms_back_to_back']['pte_int8']:.3f}")
     print(f"wrote {args.json}")
 
 
