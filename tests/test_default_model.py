@@ -32,7 +32,7 @@ def test_default_is_the_frame_causal_model_world_its_alias_and_window_the_window
     assert set(EMBEDDED) == {"default", "world", "window"}
 
 
-@pytest.mark.parametrize(("name", "recipe"), [("window", "window"), ("world", "world")])
+@pytest.mark.parametrize(("name", "recipe"), [("window", "window"), ("world", "default")])
 def test_each_asset_keeps_its_prior_and_a_card_that_rebuilds_it(name, recipe):
     path = EMBEDDED[name]
     weights = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
@@ -59,11 +59,10 @@ def _option_default(command: str, name: str):
     return next(p.default for p in group.commands[command].params if p.name == name)
 
 
-def test_commands_that_take_window_models_only_default_to_window():
-    """distill and quantize-report take window models until frame-causal support lands: their default says so."""
-    assert _option_default("distill", "teacher") == "window"
-    assert _option_default("quantize-report", "source") == "window"
+def test_every_command_defaults_to_the_embedded_default():
+    assert _option_default("distill", "teacher") == _option_default("quantize-report", "source") == "default"
     assert _option_default("watch", "model") == _option_default("demo", "model") == "default"
+    assert _option_default("distill", "student") is None  # chosen by the teacher's kind (test_distill_world)
 
 
 def test_info_and_eval_surprise_without_a_model_run_on_the_default(tmp_path):

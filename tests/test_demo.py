@@ -36,10 +36,13 @@ def test_demo_command_on_the_embedded_default(tmp_path, monkeypatch):
     default = edge_jepa.load("default").config
     assert default.kind == "frame_causal"  # the frame-causal world model is the default
     assert report["model"] == default.name and len(report["violations"]) == 5
-    # the README's demo claim at 30 fps (issue 18's target: >= 4 of 5 violations, <= 1 false event). Since issue 19
-    # the detector learns nothing from event frames and its threshold no longer climbs with activity (nor did the
-    # target): the same 4 violations, and 2 false events (one at 27.9 s, 0.457 against main's climbed 0.463).
-    assert int(report["detected"].split("/")[0]) >= 4 and report["false_events"] <= 2, report["detected"]
+    # the README's demo output at 30 fps: the default scores the mean over tokens with k = 8, the setting chosen on
+    # validation streams for at most one false event in 10 minutes of plausible scenes (docs/world-model.md,
+    # "Streams"); there it finds 95% of teleports and 90% of colour changes, about half of vanish / appear, no
+    # reversal. Here: teleport and colour change, no false event (issue 18's target, >= 4 of 5, is not met).
+    assert int(report["detected"].split("/")[0]) >= 2 and report["false_events"] <= 1, report["detected"]
+    found = {v["violation"] for v in report["violations"] if v["detected"]}
+    assert {"teleport", "color_change"} <= found, found
     assert report["detector"]["prior"] is not None  # judged from the first window by the model's prior
     n, _ = count_frames(tmp_path / "edge-jepa-demo" / "demo.mp4")
     fps = default.clip.fps  # the scene is rendered at the model's frame rate

@@ -20,7 +20,7 @@ from edge_jepa.distill import DistillConfig, DistillError, distill
 from edge_jepa.distill.data import state_digest
 from edge_jepa.distill.frame_causal import change_weight
 from edge_jepa.models.config import ClipConfig, EncoderConfig, ModelConfig, PredictorConfig
-from edge_jepa.models.world import FrameCausalJEPA
+from edge_jepa.models.world import DEFAULT_SCORING, FrameCausalJEPA
 from edge_jepa.stream.prior import prior_for
 from edge_jepa.surprise import FrameCausalScorer
 
@@ -76,7 +76,7 @@ def test_distilled_student_loads_scores_and_carries_its_prior(world, tmp_path, o
     assert all(np.isfinite(r.score) and r.token_errors.shape == (1, 4, 4) for r in trace)
     for fps in (10.0, 15.0, 30.0):  # its own prior, measured at every rate the teacher's was
         prior = prior_for(out / "student", fps)
-        assert prior is not None and prior.scoring == "max" and prior.spread > 0
+        assert prior is not None and prior.scoring == DEFAULT_SCORING and prior.spread > 0
     card = json.loads((out / "student" / "card.json").read_text())["distillation"]
     assert card["frame_rates"] == [10.0, 15.0, 30.0] and card["teacher"] == "world_pico" and card["steps"] == 6
     log = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]

@@ -15,7 +15,7 @@ from edge_jepa.data.synthetic import WorldConfig, generate_clip
 from edge_jepa.export import export_bundle
 from edge_jepa.export.stream_step import stream_step_graph
 from edge_jepa.formats import CACHE_MASKED, FORMATS, STREAM_INPUTS, STREAM_METHOD, STREAM_OUTPUTS
-from edge_jepa.models.world import TIME_UNIT
+from edge_jepa.models.world import DEFAULT_SCORING, TIME_UNIT
 from edge_jepa.runtime import Runner
 from edge_jepa.runtime.stream_step import StreamStepRunner
 from edge_jepa.stream.prior import compute_prior, prior_for
@@ -202,7 +202,7 @@ def test_quantize_report_measures_stream_bundles_against_fp32_on_the_kv_step(str
     for path, fmt, quant in ((pte, "executorch", "int8"), (int4, "executorch", "int4"), (onnx, "onnx", "int8")):
         row, threshold = rows[str(path)], {"int8": 0.99, "int4": 0.98}[quant]
         assert row["backend"] == f"{fmt}/{quant} kv" and row["extra"] == {
-            "step": "kv", "fps": FPS, "scoring": "max", "spearman_reference": "fp32 eager, kv step"}
+            "step": "kv", "fps": FPS, "scoring": DEFAULT_SCORING, "spearman_reference": "fp32 eager, kv step"}
         assert row["size_bytes"] == json.loads((path / "manifest.json").read_text())["total_bytes"]
         assert threshold < row["frame_tokens_cosine"] < 1.0 and threshold < row["next_frame_cosine"] < 1.0
         assert row["surprise_spearman"] > 0.9 and 0.0 <= row["surprise_auroc"] <= 1.0 and row["latency_ms"] > 0

@@ -66,7 +66,9 @@ def near(event, t: float) -> bool:
 @pytest.mark.slow
 def test_violations_become_events_within_tolerance(model, tmp_path):
     video = swapped_scene(tmp_path / "violations.mp4", 38.0, SWAPS)
-    summary = watch(video, model=model, headless=True, out=tmp_path / "out")
+    # k = 6: the setting the window model was tuned at (the default k = 8 was chosen for the frame-causal default;
+    # at 8 the window model keeps 9 of 80 validation violations against 17: edge_jepa/stream/README.md)
+    summary = watch(video, model=model, headless=True, out=tmp_path / "out", detector=EventDetector(k=6.0))
     events = summary.events
     described = [(round(e.start_s, 2), round(e.peak_score, 3)) for e in events]
     for t in SWAPS:

@@ -36,7 +36,7 @@ def test_no_events_on_plausible_noise_and_a_warmup_spike_is_flagged_not_absorbed
     assert max(v for _, v in det._history) < 1.0  # the spike left the statistics
     assert det.baseline == pytest.approx(0.30, abs=0.003)
     assert det.spread == pytest.approx(0.01, rel=0.25)
-    assert det.threshold == pytest.approx(det.baseline + 6 * det.spread)
+    assert det.threshold == pytest.approx(det.baseline + det.k * det.spread)
 
 
 def test_event_times_peak_and_hysteresis():
@@ -156,7 +156,7 @@ def test_a_prior_judges_from_the_first_score_then_the_scene_takes_over():
     scores = noise(300)
     scores[12:15] = 0.6  # 1.2 s into the stream: well above the prior's threshold (0.39)
     steps = feed(det, scores)
-    assert not steps[0].calibrating and steps[0].threshold == pytest.approx(PRIOR.threshold(6.0))
+    assert not steps[0].calibrating and steps[0].threshold == pytest.approx(PRIOR.threshold(EventDetector().k))
     assert steps[12].started is not None and steps[12].started.calibration == "prior"
     assert all(s.warming for s in steps[:50]) and not steps[60].warming
     (ev,) = det.events
@@ -231,7 +231,7 @@ def test_recalibrate_uses_the_prior_but_a_timeout_relearns_the_scene_alone():
     assert det.baseline == pytest.approx(0.8)
     det.recalibrate()
     step = det.update(20.0, 0.31)
-    assert step.warming and step.threshold == pytest.approx(PRIOR.threshold(6.0))
+    assert step.warming and step.threshold == pytest.approx(PRIOR.threshold(EventDetector().k))
     off = EventDetector(prior=PRIOR, use_prior=False)
     assert off.prior is None and off.update(0.0, 0.5).calibrating
 

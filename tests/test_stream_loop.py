@@ -161,7 +161,7 @@ def test_headless_outputs(model, video, tmp_path):
     report = json.loads((out / "summary.json").read_text())
     assert report["stats"]["windows_scored"] == 30 - unscored(model) and report["stats"]["windows_dropped"] == 0
     assert set(report["outputs"]) >= {"events", "video", "timeline", "summary"}
-    assert report["calibration"]["k"] == 6.0 and (out / "events.jsonl").exists()
+    assert report["calibration"]["k"] == EventDetector().k and (out / "events.jsonl").exists()
 
 
 def test_watch_command(model, video, tmp_path):

@@ -41,7 +41,7 @@ def watch_command(
     warmup: float = typer.Option(None, "--warmup", callback=non_negative,
                                  help="calibration seconds [detector default: 5]"),
     k: float = typer.Option(None, "--k",
-                            callback=positive, help="event threshold: median + k * robust spread [6]"),
+                            callback=positive, help="event threshold: median + k * robust spread [8]"),
     k_low: float = typer.Option(None, "--k-low",
                                 callback=positive, help="an event ends below median + k_low * spread [3]"),
     min_duration: float = typer.Option(None, "--min-duration", callback=non_negative,

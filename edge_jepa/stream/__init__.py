@@ -5,7 +5,7 @@
 
 Building blocks (composable):
     open_source(spec, realtime=..., fps=...)      -> Source (webcam index, file, URL, image folder, array)
-    EventDetector(warmup_s=5, k=6, k_low=3, prior=...)  -> .update(t, score) -> DetectorStep (started/ended Event)
+    EventDetector(warmup_s=5, k=8, k_low=3, prior=...)  -> .update(t, score) -> DetectorStep (started/ended Event)
     detect_events(times, scores)                  -> the same detector over a recorded trace
     StreamLoop(runner, source, detector=...)      -> iterate StreamUpdates (frame, newest score, events)
     Renderer(loop).draw(update), ClipRecorder, EventLog (events.jsonl, fsynced per event)

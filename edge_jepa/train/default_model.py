@@ -25,6 +25,7 @@ import torch
 from edge_jepa.checkpoints import WINDOW_MODEL_DIR, WORLD_MODEL_DIR, load
 from edge_jepa.evaluation import evaluate_surprise
 from edge_jepa.io import atomic_dir
+from edge_jepa.stream.prior import compute_prior, write_prior
 
 # The window model (vit_pico). 30 fps: at 10 fps a frame's ordinary motion is as large as a violation's jump (frame
 # differencing scores AUROC 0.565 on the held-out pairs at 10 fps, 0.734 at 30 fps), and a model trained at 30 fps
@@ -69,7 +70,8 @@ def measure_updates_per_second(model_dir: Path, seconds: float = 10.0, threads: 
 
 
 def package(run_dir: Path, dest: Path = WORLD_MODEL_DIR, which: str = "default") -> Path:
-    """Evaluate the run's model on held-out seeds, measure speed, and write it with its card to `dest`."""
+    """Evaluate the run's model on held-out seeds, measure speed, compute its surprise prior, and write it with
+    its card to `dest`."""
     model_dir = run_dir / "model"
     model = load(model_dir)
     report = evaluate_surprise(model, pairs_per_type=EVAL_PAIRS_PER_TYPE)
@@ -96,10 +98,12 @@ def package(run_dir: Path, dest: Path = WORLD_MODEL_DIR, which: str = "default")
         },
         "speed_eager_fp32": speed,
     })
+    prior = compute_prior(model)  # the surprise prior watch judges the first seconds by (edge_jepa.stream.prior)
     with atomic_dir(dest) as tmp:
         for f in ("model.safetensors", "edge_jepa.json"):
             shutil.copy2(model_dir / f, tmp / f)
         (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        write_prior(tmp, prior)
     return dest
 
 
