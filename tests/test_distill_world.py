@@ -71,7 +71,7 @@ def test_distilled_student_loads_scores_and_carries_its_prior(world, tmp_path, o
     assert isinstance(student, FrameCausalJEPA) and student.config == WORLD_STUDENT
     assert state_digest(student) == state_digest(result.student)
     frames = generate_clip(4242, WorldConfig(size=64, num_frames=12, fps=15.0)).frames
-    trace = FrameCausalScorer(student, fps=15.0).trace(frames)  # the teacher's scoring: max over tokens, rerun
+    trace = FrameCausalScorer(student, fps=15.0).trace(frames)  # the default scoring (DEFAULT_SCORING), rerun step
     assert [r.frame_index for r in trace] == list(range(3, 12))
     assert all(np.isfinite(r.score) and r.token_errors.shape == (1, 4, 4) for r in trace)
     for fps in (10.0, 15.0, 30.0):  # its own prior, measured at every rate the teacher's was

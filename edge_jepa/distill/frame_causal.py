@@ -7,7 +7,7 @@ One clip [B, T, S, S, 3] at a frame rate drawn per batch (10/15/30 fps, as the w
     student:               z_s [B, T, N, Ds], p_s [B, T-1, N, Ds], e_s (the same formulas), log-scales [B, T-1, N]
     loss = feature:   L1 and 1 - cosine of Proj_f(z_s) against z_t, every token of every frame
          + predictor: L1 of Proj_p(p_s) against p_t, per token weighted by w
-         + surprise:  |e_s - e_t|, per token weighted by w (what the scorer's max over tokens reads)
+         + surprise:  |e_s - e_t|, per token weighted by w (the per-token errors the scorer reduces)
          + jepa (optional): the student's own next-frame L1 against LayerNorm(z_s[t+1]) (stop-gradient), weighted
          + scale: the Laplace NLL of the student's detached errors under its own predicted scale (trains only the
                   scale head, as in world training: the "nll"/"zmax" scorings need the student's own scale)
@@ -39,7 +39,7 @@ from edge_jepa.distill.losses import LossWeights, cosine
 from edge_jepa.distill.report import StudentReport, cpu_copy
 from edge_jepa.distill.trainer import Distiller
 from edge_jepa.evaluation import BASELINES, EVAL_SEED_BASE, PairScores, pixel_baseline_scores, spearman, summarize
-from edge_jepa.models.world import FrameCausalJEPA, token_errors
+from edge_jepa.models.world import DEFAULT_SCORING, FrameCausalJEPA, token_errors
 from edge_jepa.preprocess import clip_tensor
 from edge_jepa.surprise import surprise_scores
 from edge_jepa.train.world import MultiRateSource, _Prefetch
@@ -247,7 +247,7 @@ class FrameCausalReporter(StudentReport):
 
     Pairs: the window report's seed block (EVAL_SEED_BASE + i, `pairs_per_type` per violation type) rendered as
     `edge-jepa eval-surprise` renders them for the teacher (its size, 2 windows + 4 frames, at its fps), scored by
-    FrameCausalScorer with the teacher's chosen scoring (max over tokens, rerun step) for both models.
+    FrameCausalScorer with its defaults (models.world.DEFAULT_SCORING, rerun step) for both models.
     """
 
     def __init__(self, teacher: FrameCausalJEPA, *, pairs_per_type: int = 20, token_clips: int = 16,
@@ -323,7 +323,7 @@ class FrameCausalReporter(StudentReport):
             "kind": "frame_causal",
             "step": step,
             "fps": self.fps,
-            "scoring": "max over tokens, rerun step (FrameCausalScorer defaults)",
+            "scoring": f"{DEFAULT_SCORING} over tokens, rerun step (FrameCausalScorer defaults)",
             "token_cosine": token_cos,
             "prediction_cosine": pred_cos,
             "surprise_spearman_windows": spearman(frames(t_pairs), frames(s_pairs)),
