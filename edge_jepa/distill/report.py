@@ -14,6 +14,7 @@ same scenes, every `stride`-th frame at its own size.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import asdict
 
 import numpy as np
@@ -36,7 +37,7 @@ def teacher_on_view(teacher: VJEPA2, alignment: Alignment) -> VJEPA2:
     return teacher.at_clip(**asdict(alignment.teacher_clip)).eval()
 
 
-class StudentReport:
+class StudentReport(ABC):
     """`report(heads, step)`: the subclass's `_report` with the student in eval mode (its mode restored after)."""
 
     @torch.no_grad()
@@ -48,8 +49,9 @@ class StudentReport:
         finally:
             heads.train(was_training)
 
+    @abstractmethod
     def _report(self, heads, step: int | None) -> dict:
-        raise NotImplementedError
+        """The report of the student in `heads` (in eval mode) at `step`."""
 
 
 class FidelityReporter(StudentReport):
